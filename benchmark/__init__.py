@@ -1,0 +1,1 @@
+"""mlr-bench harness: models, training engine, metrics, tables, figures and profiles."""
