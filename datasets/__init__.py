@@ -35,10 +35,21 @@ def get_reader(name: str) -> Callable[..., ReidDataset]:
     return importlib.import_module(f"{__name__}.{_READERS[name]}").load
 
 
+def default_cache_dir() -> Path:
+    """``$MLR_BENCH_CACHE``, else ``~/.cache/mlr-bench``."""
+    import os
+
+    return Path(os.environ.get("MLR_BENCH_CACHE", Path.home() / ".cache" / "mlr-bench"))
+
+
 def load_dataset(name: str, data_root: str | Path, cache_dir: str | Path | None = None,
                  **options) -> ReidDataset:
-    """Read dataset ``name`` from ``data_root`` (``cache_dir`` for generated/extracted files)."""
-    cache = Path(cache_dir) if cache_dir is not None else Path(data_root) / ".mlr_cache"
+    """Read dataset ``name`` from ``data_root``.
+
+    ``cache_dir`` holds generated or extracted files (SynthMLR images, CUHK03 images taken out
+    of the .mat); nothing is ever written into ``data_root``. Default: ``default_cache_dir()``.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return get_reader(name)(Path(data_root), cache_dir=cache, **options)
 
 

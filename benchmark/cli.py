@@ -1,0 +1,181 @@
+"""The ``run_all.py`` command line: parse, check, dispatch. Logic lives in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+console = Console(stderr=True)
+
+# top-level folder of each dataset under --data-root (torchreid's names)
+DATASET_FOLDERS = {"market1501": "market1501", "dukemtmcreid": "dukemtmc-reid",
+                   "cuhk03": "cuhk03", "viper": "viper", "caviar": "caviar4reid"}
+PROFILES = ("paper", "cpu", "smoke")
+
+
+class UsageError(Exception):
+    """Bad arguments or input: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_all.py", description="mlr-bench: regenerate the tables and figures of CAD-Net "
+        "(Li et al., ICCV 2019) for cross-resolution person re-ID.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", type=int, choices=[1, 2, 3], help="regenerate Table 1, 2 or 3")
+    what.add_argument("--figure", choices=["3", "4", "sweep"], help="regenerate a figure")
+    what.add_argument("--list-datasets", action="store_true",
+                      help="list the datasets found under --data-root and exit")
+    p.add_argument("--datasets", help="comma-separated: market1501, dukemtmcreid, cuhk03, viper, "
+                   "caviar, synthetic (default: every paper dataset found under --data-root, "
+                   "else synthetic)")
+    p.add_argument("--methods", help="comma-separated method names (default: every method the "
+                   "table uses)")
+    p.add_argument("--data-root", type=Path, default=Path("data"),
+                   help="folder holding the datasets in torchreid's layout (default: ./data)")
+    p.add_argument("--protocol", choices=["paper", "authors"], default="paper",
+                   help="paper: the paper's text (default); authors: the authors' split lists")
+    p.add_argument("--authors-lists", type=Path,
+                   help="folder of the authors' lists (one subfolder per dataset); needed by "
+                   "--protocol authors")
+    p.add_argument("--profile", choices=PROFILES,
+                   help="paper (GPU), cpu (2-core machine) or smoke (seconds, for tests); "
+                   "default: paper with CUDA, cpu without")
+    p.add_argument("--pretrained", choices=["imagenet", "none"],
+                   help="backbone init (default: imagenet for the paper profile, none otherwise)")
+    p.add_argument("--seed", type=int, default=0, help="seed of splits, rates and training")
+    p.add_argument("--trials", type=int, help="number of trials (default: 10 for random-split "
+                   "datasets and CUHK03's classic sets, 1 for Market/Duke's fixed split)")
+    p.add_argument("--lr-method", choices=["bilinear", "maxpool"], default="bilinear",
+                   help="how LR images are down-sampled before bilinear up-sampling")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="skip (and count) unreadable images instead of stopping")
+    p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    return p
+
+
+def resolve_datasets(arg: str | None, data_root: Path) -> list[str]:
+    from datasets import KNOWN_DATASETS
+
+    if arg:
+        names = [n.strip() for n in arg.split(",") if n.strip()]
+        unknown = [n for n in names if n not in KNOWN_DATASETS]
+        if unknown:
+            raise UsageError(f"unknown dataset(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(KNOWN_DATASETS)}")
+        for n in names:
+            if n != "synthetic" and not (data_root / DATASET_FOLDERS[n]).is_dir():
+                raise UsageError(f"dataset {n}: folder {data_root / DATASET_FOLDERS[n]} not found "
+                                 f"(--data-root {data_root}); see README 'Where to put the data'")
+        return names
+    found = [n for n, folder in DATASET_FOLDERS.items() if (data_root / folder).is_dir()]
+    if not found:
+        console.print(
+            f"[bold yellow]No paper dataset found under --data-root {data_root}: running on "
+            "SynthMLR, the embedded synthetic dataset.[/] Put real data under the data root "
+            "(e.g. data/viper/VIPeR/cam_a) or pass --data-root; see README 'Where to put the data'.")
+        return ["synthetic"]
+    return found
+
+
+def resolve_methods(arg: str | None, default: list[str]) -> list[str]:
+    from .methods import known_methods
+
+    if not arg:
+        return default
+    names = [n.strip() for n in arg.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known_methods()]
+    if unknown:
+        raise UsageError(f"unknown method(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(known_methods())}")
+    return names
+
+
+def list_datasets(data_root: Path) -> int:
+    from rich.table import Table
+
+    from datasets import DatasetError, load_dataset
+
+    t = Table(title=f"datasets under {data_root}")
+    for c in ["dataset", "where", "split", "ids", "images", "cameras", "excluded"]:
+        t.add_column(c)
+    for name, folder in DATASET_FOLDERS.items():
+        if not (data_root / folder).is_dir():
+            t.add_row(name, f"not found ({data_root / folder})", "", "", "", "", "")
+            continue
+        try:
+            ds = load_dataset(name, data_root)
+        except DatasetError as e:
+            t.add_row(name, f"[red]error: {str(e).splitlines()[0]}", "", "", "", "", "")
+            continue
+        excl = ", ".join(f"{k}: {v}" for k, v in ds.excluded.items() if v) or "-"
+        for i, (split, s) in enumerate(ds.summary().items()):
+            t.add_row(name if i == 0 else "", str(ds.root) if i == 0 else "", split,
+                      f"{s['ids']:,}", f"{s['images']:,}", str(s["cameras"]),
+                      excl if i == 0 else "")
+    Console().print(t)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        import datasets
+
+        if not getattr(datasets, "MLR_BENCH", False):
+            raise UsageError(f"'import datasets' found {getattr(datasets, '__file__', '?')}, not "
+                             "mlr-bench's datasets/ package (Hugging Face 'datasets' shadows it): "
+                             "run from the repository root or uninstall the other package")
+        if args.list_datasets:
+            return list_datasets(args.data_root)
+        return dispatch(args)
+    except UsageError as e:
+        print(f"run_all.py: error: {e}", file=sys.stderr)
+        return 2
+    except (datasets.DatasetError, PermissionError) as e:
+        print(f"run_all.py: error: {e}", file=sys.stderr)
+        return 2
+
+
+def make_config(args, default_methods: list[str]):
+    from .profiles import get_profile
+    from .provenance import check_writable
+    from .runner import RunConfig
+
+    if args.protocol == "authors" and args.authors_lists is None:
+        raise UsageError("--protocol authors needs --authors-lists DIR")
+    if args.authors_lists is not None and args.protocol != "authors":
+        raise UsageError("--authors-lists is only used with --protocol authors")
+    if args.protocol == "authors" and args.trials not in (None, 1):
+        raise UsageError("the authors' lists hold one fixed split: --trials must be 1")
+    if args.trials is not None and args.trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {args.trials}")
+    cuda = torch.cuda.is_available()
+    profile_name = args.profile or ("paper" if cuda else "cpu")
+    profile = get_profile(profile_name)
+    pretrained = args.pretrained or profile.pretrained
+    check_writable(args.out)
+    datasets = resolve_datasets(args.datasets, args.data_root)
+    return RunConfig(
+        datasets=datasets, methods=resolve_methods(args.methods, default_methods),
+        data_root=args.data_root, out=args.out, protocol=args.protocol,
+        authors_lists=args.authors_lists, profile=profile_name,
+        input_size=tuple(profile.input_size), seed=args.seed, trials=args.trials,
+        lr_method=args.lr_method, pretrained=pretrained, skip_bad_images=args.skip_bad_images,
+        device="cuda" if cuda else "cpu")
+
+
+def dispatch(args) -> int:
+    from . import tables
+
+    if args.table == 1:
+        cfg = make_config(args, default_methods=["hist"])
+        paths = tables.table1(cfg)
+        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
+    raise UsageError(f"{'--table ' + str(args.table) if args.table else '--figure ' + args.figure}"
+                     " is not implemented yet (see the issue tracker)")

@@ -1,0 +1,126 @@
+"""Run methods over datasets and trials, resumable: one result file per (method, trial).
+
+The loop reads top to bottom: for each dataset, for each trial, build (or reuse) the
+manifest, decode its images once, and for each method either reuse the finished result
+file or fit the method and evaluate it. Every finished (dataset, method, trial) is written
+atomically before the next starts, so an interrupted run loses nothing already finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from datasets import load_dataset
+from datasets.loader import ImageStore, check_images
+from datasets.protocol import DEFAULT_TRIALS, Manifest, ProtocolOptions, get_manifest
+
+from .evaluation import evaluate_method
+from .methods import get_method_factory
+from .provenance import atomic_write_json, base_provenance
+
+console = Console(stderr=True)
+
+
+@dataclass
+class RunConfig:
+    """Everything a table run depends on; recorded in every result file."""
+
+    datasets: list[str]
+    methods: list[str]
+    data_root: Path
+    out: Path
+    protocol: str = "paper"
+    authors_lists: Path | None = None
+    profile: str = "cpu"
+    input_size: tuple[int, int] = (128, 64)
+    seed: int = 0
+    trials: int | None = None  # None: the dataset's default (10 random splits, 1 fixed)
+    lr_method: str = "bilinear"
+    pretrained: str = "none"
+    skip_bad_images: bool = False
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.out) / "cache"
+
+    def num_trials(self, dataset: str) -> int:
+        if self.protocol == "authors":
+            return 1
+        return self.trials if self.trials is not None else DEFAULT_TRIALS.get(dataset, 1)
+
+
+def result_path(cfg: RunConfig, dataset: str, method: str, trial: int) -> Path:
+    return (Path(cfg.out) / "runs" / dataset / cfg.protocol / cfg.profile / method
+            / f"seed{cfg.seed}-trial{trial}.json")
+
+
+def result_key(cfg: RunConfig, dataset: str, method: str, trial: int, manifest: Manifest) -> dict:
+    """What a stored result must match to be reused."""
+    return {"dataset": dataset, "method": method, "trial": trial, "seed": cfg.seed,
+            "protocol": cfg.protocol, "profile": cfg.profile, "input_size": list(cfg.input_size),
+            "lr_method": cfg.lr_method, "pretrained": cfg.pretrained,
+            "manifest_sha256": manifest.meta["sha256"]}
+
+
+def open_manifest(cfg: RunConfig, ds, trial: int) -> Manifest:
+    return get_manifest(ds, trial=trial, seed=cfg.seed, manifest_dir=Path(cfg.out) / "manifests",
+                        options=ProtocolOptions(protocol=cfg.protocol),
+                        authors_lists=cfg.authors_lists)
+
+
+def image_store(cfg: RunConfig, manifest: Manifest) -> ImageStore:
+    paths = manifest.abspaths(manifest.frame.drop_duplicates("path"))
+    return ImageStore(paths, cfg.input_size, cache_dir=cfg.cache_dir / "images")
+
+
+def drop_bad_images(cfg: RunConfig, ds):
+    """Verify every image decodes; with --skip-bad-images drop and count the bad ones."""
+    _, bad = check_images([r.path for r in ds.images], skip_bad=cfg.skip_bad_images)
+    if bad:
+        ds.images = [r for r in ds.images if r.path not in set(bad)]
+        if ds.split:
+            ds.split = {k: [r for r in v if r.path not in set(bad)] for k, v in ds.split.items()}
+        ds.excluded["unreadable images (skipped by --skip-bad-images)"] = len(bad)
+        console.print(f"[yellow]{ds.name}: skipped {len(bad)} unreadable image(s), e.g. {bad[0]}")
+    return ds
+
+
+def run_methods(cfg: RunConfig) -> pd.DataFrame:
+    """Every (dataset, trial, method) result as one row each (testset rows per query set)."""
+    rows = []
+    for name in cfg.datasets:
+        ds = drop_bad_images(cfg, load_dataset(name, cfg.data_root, cache_dir=cfg.cache_dir))
+        for trial in range(cfg.num_trials(name)):
+            manifest = open_manifest(cfg, ds, trial)
+            store = None
+            for method_name in cfg.methods:
+                path = result_path(cfg, name, method_name, trial)
+                key = result_key(cfg, name, method_name, trial, manifest)
+                if path.exists() and (old := json.loads(path.read_text())).get("key") == key:
+                    rows += old["rows"]
+                    continue
+                store = store or image_store(cfg, manifest)
+                t0 = time.perf_counter()
+                method = get_method_factory(method_name)()
+                method.fit(manifest=manifest, store=store, cfg=cfg)
+                res = evaluate_method(method, manifest, store, lr_method=cfg.lr_method,
+                                      single_shot=cfg.protocol == "paper", seed=cfg.seed + trial)
+                wall = time.perf_counter() - t0
+                new = [{"dataset": name, "method": method_name, "trial": trial,
+                        "init": getattr(method, "init", cfg.pretrained), **r} for r in res]
+                atomic_write_json(path, {"key": key, "rows": new, "wall_s": wall,
+                                         "provenance": {**base_provenance(cfg.device),
+                                                        "config": asdict(cfg)}})
+                console.print(f"{name} trial {trial} {method_name}: "
+                              + ", ".join(f"{r['testset']} R1 {r['rank1']:.1f}" for r in new)
+                              + f" ({wall:.1f}s)")
+                rows += new
+    return pd.DataFrame(rows)

@@ -1,0 +1,28 @@
+"""DukeMTMC-reID (Zheng et al., ICCV 2017): 1,404 ids + distractors, 8 cameras, 702/702 split.
+
+Layout under the data root (as torchreid)::
+
+    dukemtmc-reid/DukeMTMC-reID/bounding_box_train/0001_c2_f0046182.jpg
+                               bounding_box_test/...
+                               query/...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import ReidDataset, find_first_dir
+from .market1501 import read_fixed_split
+
+LAYOUT = (
+    "  <data-root>/dukemtmc-reid/DukeMTMC-reID/bounding_box_train/*.jpg\n"
+    "  <data-root>/dukemtmc-reid/DukeMTMC-reID/bounding_box_test/*.jpg\n"
+    "  <data-root>/dukemtmc-reid/DukeMTMC-reID/query/*.jpg"
+)
+
+
+def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
+    top = Path(data_root) / "dukemtmc-reid"
+    base = find_first_dir([top / "DukeMTMC-reID", top], "dukemtmcreid", LAYOUT)
+    subdirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+    return read_fixed_split("dukemtmcreid", base, subdirs, num_cams=8)

@@ -1,0 +1,52 @@
+"""Shared test fixtures: the real data in ../shared (VIPeR, Market-1501 and CAVIAR samples)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MLR_SHARED", REPO.parent / "shared"))
+DATA_ROOT = SHARED / "data"
+FIXTURES = SHARED / "fixtures"
+AUTHORS_LISTS = SHARED / "protocols" / "authors-lists"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"test data missing: {path} (the repo expects ../shared beside it; "
+                    "set MLR_SHARED to its location)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def viper_root() -> Path:
+    """Data root holding the complete real VIPeR (viper/VIPeR/cam_a|cam_b)."""
+    return _need(DATA_ROOT / "viper" / "VIPeR").parents[1]
+
+
+@pytest.fixture
+def market_root(tmp_path: Path) -> Path:
+    """A data root with the real Market-1501 sample in the released folder layout."""
+    root = tmp_path / "data"
+    shutil.copytree(_need(FIXTURES / "market1501-mini"), root / "market1501" / "Market-1501-v15.09.15")
+    return root
+
+
+@pytest.fixture
+def caviar_root(tmp_path: Path) -> Path:
+    """A data root with the real CAVIAR4REID samples (all from the close camera)."""
+    root = tmp_path / "data"
+    shutil.copytree(_need(FIXTURES / "caviar4reid-samples"), root / "caviar4reid" / "CAVIAR4REID")
+    return root
+
+
+@pytest.fixture(scope="session")
+def authors_lists() -> Path:
+    return _need(AUTHORS_LISTS)
