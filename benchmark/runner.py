@@ -95,9 +95,10 @@ def drop_bad_images(cfg: RunConfig, ds):
 
 def run_methods(cfg: RunConfig) -> pd.DataFrame:
     """Every (dataset, trial, method) result as one row each (testset rows per query set)."""
-    rows = []
+    rows, info = [], {}
     for name in cfg.datasets:
         ds = drop_bad_images(cfg, load_dataset(name, cfg.data_root, cache_dir=cfg.cache_dir))
+        info[name] = {"root": str(ds.root), "excluded": ds.excluded, "notes": ds.notes}
         for trial in range(cfg.num_trials(name)):
             manifest = open_manifest(cfg, ds, trial)
             store = None
@@ -123,4 +124,6 @@ def run_methods(cfg: RunConfig) -> pd.DataFrame:
                               + ", ".join(f"{r['testset']} R1 {r['rank1']:.1f}" for r in new)
                               + f" ({wall:.1f}s)")
                 rows += new
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["datasets"] = info
+    return frame

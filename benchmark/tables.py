@@ -56,8 +56,8 @@ def print_table(table: pd.DataFrame, title: str) -> None:
     console.print(t)
 
 
-def write_table(table: pd.DataFrame, name: str, title: str, cfg: RunConfig, wall_s: float
-                ) -> dict[str, Path]:
+def write_table(table: pd.DataFrame, name: str, title: str, cfg: RunConfig, wall_s: float,
+                dataset_info: dict | None = None) -> dict[str, Path]:
     out = Path(cfg.out)
     paths = {"csv": out / f"{name}.csv", "md": out / f"{name}.md",
              "provenance": out / f"{name}.provenance.json"}
@@ -71,14 +71,16 @@ def write_table(table: pd.DataFrame, name: str, title: str, cfg: RunConfig, wall
         "input_size": list(cfg.input_size), "wall_time_s": round(wall_s, 2),
         "eval": "single-shot CMC, 10 gallery draws, same id+camera removed"
                 if cfg.protocol == "paper" else "multi-shot CMC, same id+camera removed",
-        "config": asdict(cfg)})
+        "dataset_info": dataset_info or {}, "config": asdict(cfg)})
     return paths
 
 
 def table1(cfg: RunConfig) -> dict[str, Path]:
     """Table 1: CMC rank-1/5/10 (+ mAP) of every method on every dataset."""
     t0 = time.perf_counter()
-    table = aggregate(run_methods(cfg))
+    per_trial = run_methods(cfg)
+    table = aggregate(per_trial)
     title = "Table 1: cross-resolution re-ID"
     print_table(table, title)
-    return write_table(table, "table1", title, cfg, time.perf_counter() - t0)
+    return write_table(table, "table1", title, cfg, time.perf_counter() - t0,
+                       per_trial.attrs.get("datasets"))

@@ -1,0 +1,100 @@
+"""run_all.py end to end: Table 1 with ``hist`` on real VIPeR, listing, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from tests.conftest import REPO
+
+
+def run(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "run_all.py", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_table1_hist_on_real_viper_writes_csv_md_and_provenance(viper_root, tmp_path):
+    out = tmp_path / "results"
+    args = ["--table", "1", "--datasets", "viper", "--methods", "hist", "--data-root", viper_root,
+            "--trials", "2", "--out", out]
+    p = run(*args)
+    assert p.returncode == 0, p.stderr
+    table = pd.read_csv(out / "table1.csv")
+    assert {"dataset", "method", "rank1", "rank5", "rank10", "mAP"} <= set(table.columns)
+    assert list(table.testset) == ["seen", "unseen"] and (table.trials == 2).all()
+    seen = table[table.testset == "seen"].iloc[0]
+    # percentages, ordered, and well above chance (1/316 = 0.3 %) for colour histograms
+    assert 2 < seen.rank1 <= seen.rank5 <= seen.rank10 <= 100 and 0 < seen.mAP < 100
+    assert seen.num_queries == 316
+    prov = json.loads((out / "table1.provenance.json").read_text())
+    for key in ("git_commit", "device", "protocol", "seed", "trials", "profile", "backbone_init"):
+        assert key in prov
+    assert prov["datasets"] == ["viper"] and prov["trials"] == {"viper": 2}
+    assert "| viper | hist | seen |" in (out / "table1.md").read_text()
+    # a second run reuses every finished trial and writes the same CSV, byte for byte
+    first = (out / "table1.csv").read_bytes()
+    p2 = run(*args)
+    assert p2.returncode == 0 and "trial 0 hist" not in p2.stderr
+    assert (out / "table1.csv").read_bytes() == first
+
+
+def test_list_datasets_reports_viper(viper_root):
+    p = run("--list-datasets", "--data-root", viper_root)
+    assert p.returncode == 0, p.stderr
+    line = next(ln for ln in p.stdout.splitlines() if "viper" in ln)
+    assert "632" in line and "1,264" in line and "│ 2 " in line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--table", "1", "--datasets", "msmt17"], "unknown dataset(s) msmt17; known: market1501"),
+    (["--table", "1", "--datasets", "viper", "--methods", "nope"], "unknown method(s) nope; known: hist"),
+    (["--table", "1", "--protocol", "authors"], "--protocol authors needs --authors-lists"),
+    (["--table", "1", "--datasets", "market1501"], "dataset market1501: folder"),
+    (["--table", "1", "--trials", "0"], "--trials must be at least 1"),
+])
+def test_usage_errors_exit_2_with_a_reason(args, message, viper_root, tmp_path, capsys):
+    code = main([*args, "--data-root", str(viper_root), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+
+
+def test_unwritable_out_fails_before_any_work(viper_root, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code = main(["--table", "1", "--datasets", "viper", "--methods", "hist", "--data-root",
+                 str(viper_root), "--out", str(blocker / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" in err and "cannot write there" in err
+    assert not (tmp_path / "manifests").exists()
+
+
+def test_contradictory_flags_are_refused(viper_root, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--table", "1", "--figure", "3"])
+    assert e.value.code == 2
+    code = main(["--table", "1", "--authors-lists", str(tmp_path), "--data-root", str(viper_root),
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "only used with --protocol authors" in capsys.readouterr().err
+
+
+def test_corrupt_image_stops_with_its_name_or_is_skipped_with_the_flag(viper_root, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(viper_root / "viper", root / "viper")
+    bad = root / "viper" / "VIPeR" / "cam_b" / sorted((root / "viper" / "VIPeR" / "cam_b").iterdir())[5].name
+    bad.write_bytes(b"")
+    args = ["--table", "1", "--datasets", "viper", "--methods", "hist", "--data-root", str(root),
+            "--trials", "1", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert f"image file is empty (0 bytes): {bad}" in capsys.readouterr().err
+    assert main([*args, "--skip-bad-images"]) == 0
+    prov = json.loads((tmp_path / "o" / "table1.provenance.json").read_text())
+    assert prov["config"]["skip_bad_images"] is True
+    assert prov["dataset_info"]["viper"]["excluded"] == {
+        "unreadable images (skipped by --skip-bad-images)": 1}
