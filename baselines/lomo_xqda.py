@@ -1,0 +1,522 @@
+"""``lomo-xqda``: LOMO features + XQDA metric learning (Liao et al., CVPR 2015).
+
+The hand-crafted family of Table 1 (JUDEA, SLD2L and SDF are dictionary / metric learners
+over descriptors of this kind). Written from the paper and from reading the authors'
+MATLAB release (``LOMO.m``, ``SILTP.m``, ``XQDA.m``); numpy/scipy/scikit-image only, torch
+only for the input and output tensors.
+
+LOMO (Local Maximal Occurrence), on a 128 x 48 image:
+
+* Retinex: multi-scale Retinex with colour restoration (MSRCR, Jobson et al. 1997) with the
+  two Gaussian surrounds sigma = 5 and 20 of the LOMO paper, colour restoration
+  alpha = 125, beta = 46, then a per-channel "simplest colour balance" (1% of the pixels
+  clipped at each end, linear stretch to [0, 1]). The authors ship their Retinex only as a
+  closed MEX binary, so this is our reading of MSRCR, not their code; the gain/offset
+  (G, b) of MSRCR drop out because the colour balance is affine-invariant.
+* HSV joint histogram: the Retinex image in HSV, each channel quantised to 8 levels,
+  joint code ``V*64 + S*8 + H`` -> 512 bins.
+* SILTP (scale-invariant local ternary pattern) on the grey image (MATLAB ``rgb2gray``
+  weights, not Retinex-processed, as in ``LOMO.m``): 4 neighbours at distance R (right, up,
+  left, down), each coded 0 (within [(1-tau) I, (1+tau) I]), 1 (darker) or 2 (brighter),
+  -> 3^4 = 81 bins; tau = 0.3, two scales R = 3 and R = 5, replicated borders.
+* Histograms over 10 x 10 sliding windows with stride 5; for each horizontal row of windows
+  the bin-wise maximum over the windows of that row ("maximal occurrence").
+* Three-scale pyramid: 2 x 2 average pooling (odd last row/column dropped). As in
+  ``LOMO.m`` the HSV pyramid pools the quantised HSV levels (then floors), the SILTP pyramid
+  pools the grey image.
+* log(1 + h), then L2 normalisation of each of the three blocks (HSV, SILTP R=3,
+  SILTP R=5) separately, as ``LOMO.m`` does (``normc`` per call).
+
+Dimension at 128 x 48: window rows per scale 24 + 11 + 5 = 40, so
+40 x 512 (HSV) + 2 x 40 x 81 (SILTP) = 20,480 + 6,480 = **26,960** (the paper's number);
+``lomo_dim`` computes it for other sizes. Images arrive at the harness input size
+(e.g. 128 x 64 or 256 x 128) and are resized to 128 x 48 first (bilinear, anti-aliased;
+the result of ``skimage.transform.resize``, applied as two small matrix products), the size
+the LOMO paper normalises its images to.
+
+XQDA (cross-view quadratic discriminant analysis): from a "gallery" view X and a "probe"
+view Z with identity labels, the intra-personal covariance Sigma_I and the extra-personal
+covariance Sigma_E of the differences x_i - z_j are computed with the authors' closed forms
+(class sums; no pair enumeration), Sigma_I + lambda I with lambda = 0.001. When the
+dimension exceeds the number of samples the problem is solved in an orthonormal basis of
+the samples' span (the authors use ``qr``; we take the same span from the eigenvectors of
+the Gram matrix, in float64, which keeps memory at N x N). W holds the generalised
+eigenvectors of (Sigma_E, Sigma_I) with eigenvalue > 1 (at most ``max_dims``), sorted
+descending, and M = inv(W' Sigma_I W) - inv(W' Sigma_E W). With only eigenvalues > 1 kept,
+M is positive semi-definite (W' Sigma_I W = I and W' Sigma_E W = diag(eig) in exact
+arithmetic, so M = I - diag(1/eig)); rounding negatives are clipped to 0. The harness
+compares features by Euclidean distance, so the feature is ``x @ W @ L`` with L L' = M,
+and ||(x - y) W L||^2 = (x - y)' W M W' (x - y), the XQDA distance.
+
+Differences from the authors' code (also in the README's deviation list): the subspace
+comes from a symmetric generalised eigen-solver (``scipy.linalg.eigh``) instead of
+``svd(inCov \\ exCov)`` (whose singular vectors are not the generalised eigenvectors in
+general); our Retinex is our own MSRCR; the grey image is not rounded to uint8.
+
+Training views for the cross-resolution setting: the "gallery" view is every training image
+at r = 1, the "probe" view every synthetic LR version (r in the manifest's seen rates), so
+intra pairs are (HR, LR) pairs of one identity, the pairing of the test (HR gallery, LR
+query). With one resolution only (e.g. a HR-only training set) all samples form one view and
+self-pairs are excluded. Large training sets are subsampled to ``max_train_samples``
+feature vectors (identities in a seeded order, two images per identity per round, cameras
+alternating, all rates of a chosen image kept; recorded in ``info``) because 26,960-dim features of every image of CUHK03 or Market-1501 at 4 rates do
+not fit a small machine's memory; VIPeR and CAVIAR fit whole under the default.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.ndimage
+import torch
+from skimage.transform import resize
+
+LOMO_SIZE = (128, 48)
+GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # MATLAB rgb2gray
+
+
+# ----------------------------------------------------------------------------- LOMO
+
+
+@dataclass(frozen=True)
+class LomoParams:
+    num_scales: int = 3
+    block_size: int = 10
+    block_step: int = 5
+    hsv_bins: tuple[int, int, int] = (8, 8, 8)
+    tau: float = 0.3
+    radii: tuple[int, ...] = (3, 5)
+    retinex_sigmas: tuple[float, ...] = (5.0, 20.0)
+    retinex_alpha: float = 125.0
+    retinex_beta: float = 46.0
+    retinex_clip: float = 0.01  # fraction of pixels saturated at each end per channel
+
+
+def _window_starts(n: int, p: LomoParams) -> np.ndarray:
+    return np.arange(0, n - p.block_size + 1, p.block_step)
+
+
+def _scale_sizes(h: int, w: int, p: LomoParams) -> list[tuple[int, int]]:
+    sizes = []
+    for _ in range(p.num_scales):
+        sizes.append((h, w))
+        h, w = h // 2, w // 2
+    return sizes
+
+
+def lomo_dim(h: int = LOMO_SIZE[0], w: int = LOMO_SIZE[1], p: LomoParams = LomoParams()) -> int:
+    """Length of the LOMO descriptor of an h x w image (26,960 for 128 x 48)."""
+    hsv_rows = siltp_rows = 0
+    hsv_on, n_bins = True, int(np.prod(p.hsv_bins))
+    for sh, sw in _scale_sizes(h, w, p):
+        rows, cols = len(_window_starts(sh, p)), len(_window_starts(sw, p))
+        if rows == 0 or cols == 0:
+            hsv_on = False  # LOMO.m stops the pyramid at the first scale without windows
+        if hsv_on:
+            hsv_rows += rows
+    dim = hsv_rows * n_bins
+    for r in p.radii:
+        siltp_rows = 0
+        for sh, sw in _scale_sizes(h, w, p):
+            if sw < 2 * r + 1:
+                continue  # LOMO.m skips this scale for this R
+            rows, cols = len(_window_starts(sh, p)), len(_window_starts(sw, p))
+            if rows == 0 or cols == 0:
+                break
+            siltp_rows += rows
+        dim += siltp_rows * 3 ** 4
+    return dim
+
+
+@functools.lru_cache(maxsize=32)
+def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
+    """[n, n] matrix of ``scipy.ndimage.gaussian_filter1d(mode="reflect")`` along one axis."""
+    return scipy.ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, mode="reflect")
+
+
+@functools.lru_cache(maxsize=32)
+def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] matrix of ``skimage.transform.resize`` (order 1, anti-aliased) along one axis."""
+    return resize(np.eye(n_in), (n_out, n_in), order=1, mode="edge", anti_aliasing=True,
+                  preserve_range=True)
+
+
+def _separable(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Apply a separable linear image operator: rows @ x @ cols' over the last two axes
+    (two large matrix products rather than one small product per image)."""
+    *lead, h, w = x.shape
+    y = (x.reshape(-1, w) @ cols.T).reshape(-1, h, cols.shape[0])  # [N, h, w']
+    y = rows @ y.transpose(1, 0, 2).reshape(h, -1)  # [h', N * w']
+    return y.reshape(rows.shape[0], -1, cols.shape[0]).transpose(1, 0, 2).reshape(
+        *lead, rows.shape[0], cols.shape[0])
+
+
+def retinex(rgb: np.ndarray, p: LomoParams = LomoParams()) -> np.ndarray:
+    """MSRCR of a batch [B,3,H,W] in [0,1] -> [B,3,H,W] in [0,1] (see module docstring)."""
+    x = rgb.astype(np.float64) * 255.0 + 1.0
+    log_x = np.log(x)
+    msr = np.zeros_like(x)
+    h, w = x.shape[-2:]
+    for s in p.retinex_sigmas:
+        surround = _separable(x, _gauss_matrix(h, s), _gauss_matrix(w, s))
+        msr += log_x - np.log(surround)
+    msr /= len(p.retinex_sigmas)
+    crf = p.retinex_beta * (np.log(p.retinex_alpha * x) - np.log(x.sum(1, keepdims=True)))
+    out = msr * crf
+    b, c, h, w = out.shape
+    flat = out.reshape(b, c, h * w)
+    lo, hi = np.quantile(flat, [p.retinex_clip, 1.0 - p.retinex_clip], axis=-1)
+    span = hi - lo
+    scaled = (flat - lo[..., None]) / np.where(span > 0, span, 1.0)[..., None]
+    scaled = np.where((span > 0)[..., None], scaled, 0.5)
+    return np.clip(scaled, 0.0, 1.0).reshape(b, c, h, w)
+
+
+def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
+    """[B,3,H,W] RGB in [0,1] -> HSV in [0,1], MATLAB ``rgb2hsv`` conventions (H=0 on greys)."""
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    maxc, minc = rgb.max(1), rgb.min(1)
+    delta = maxc - minc
+    s = np.where(maxc > 0, delta / np.where(maxc > 0, maxc, 1.0), 0.0)
+    d = np.where(delta > 0, delta, 1.0)
+    h = np.where(maxc == r, (g - b) / d, np.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
+    h = np.where(delta > 0, (h / 6.0) % 1.0, 0.0)
+    return np.stack([h, s, maxc], 1)
+
+
+def avg_pool2(x: np.ndarray) -> np.ndarray:
+    """2 x 2 average pooling over the last two axes; an odd last row/column is dropped."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    return x.reshape(*x.shape[:-2], h // 2, 2, w // 2, 2).mean(axis=(-3, -1))
+
+
+def siltp(grey: np.ndarray, tau: float, radius: int) -> np.ndarray:
+    """4-neighbour SILTP codes in [0, 81) of a batch of grey images [B,H,W] (``SILTP.m``)."""
+    h, w = grey.shape[-2:]
+    r = radius
+    pad = np.pad(grey, ((0, 0), (r, r), (r, r)), mode="edge")
+    neighbours = (pad[:, r:r + h, 2 * r:],       # right
+                  pad[:, :h, r:r + w],           # up
+                  pad[:, r:r + h, :w],           # left
+                  pad[:, 2 * r:, r:r + w])       # down
+    lower, upper = (1.0 - tau) * grey, (1.0 + tau) * grey
+    code = np.zeros(grey.shape, dtype=np.int64)
+    for k, nb in enumerate(neighbours):
+        code += ((nb < lower) + 2 * (nb > upper)).astype(np.int64) * 3 ** k
+    return code
+
+
+def max_occurrence(codes: np.ndarray, n_bins: int, p: LomoParams) -> np.ndarray | None:
+    """Histograms of ``codes`` [B,H,W] over the sliding windows, max over each window row.
+
+    Returns [B, rows, n_bins] (None when no window fits). One ``bincount`` for the batch.
+    """
+    b, h, w = codes.shape
+    rows, cols = _window_starts(h, p), _window_starts(w, p)
+    if len(rows) == 0 or len(cols) == 0:
+        return None
+    off = np.arange(p.block_size)
+    ri = (rows[:, None] + off)[:, None, :, None]  # [R,1,k,1]
+    ci = (cols[:, None] + off)[None, :, None, :]  # [1,C,1,k]
+    patches = codes[:, ri, ci]  # [B,R,C,k,k]
+    nr, nc = len(rows), len(cols)
+    window = np.arange(b * nr * nc).reshape(b, nr, nc, 1, 1)
+    flat = (window * n_bins + patches).ravel()
+    hist = np.bincount(flat, minlength=b * nr * nc * n_bins).reshape(b, nr, nc, n_bins)
+    return hist.max(axis=2)
+
+
+def _log_l2(parts: list[np.ndarray]) -> np.ndarray:
+    h = np.log1p(np.concatenate([q.reshape(q.shape[0], -1) for q in parts], 1).astype(np.float64))
+    n = np.linalg.norm(h, axis=1, keepdims=True)
+    return h / np.where(n > 0, n, 1.0)
+
+
+def lomo(images: np.ndarray, p: LomoParams = LomoParams(), chunk: int = 32) -> np.ndarray:
+    """LOMO descriptors of a batch [B,3,H,W] RGB in [0,1] (no resizing) -> [B, D] float32."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B,3,H,W], got shape {images.shape}")
+    out = [_lomo_chunk(images[s:s + chunk], p) for s in range(0, len(images), chunk)]
+    if not out:
+        return np.zeros((0, lomo_dim(*images.shape[-2:], p)), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
+def _lomo_chunk(images: np.ndarray, p: LomoParams) -> np.ndarray:
+    x = images.astype(np.float64)
+    hb = np.asarray(p.hsv_bins)
+    # HSV joint histograms of the Retinex image, pyramid over the quantised levels
+    hsv = rgb_to_hsv(retinex(x, p))
+    levels = np.minimum(np.floor(hsv * hb[None, :, None, None]), hb[None, :, None, None] - 1)
+    hsv_parts = []
+    for scale in range(p.num_scales):
+        code = (levels[:, 2] * hb[1] * hb[0] + levels[:, 1] * hb[0] + levels[:, 0]).astype(np.int64)
+        hist = max_occurrence(code, int(np.prod(hb)), p)
+        if hist is None:
+            break
+        hsv_parts.append(hist)
+        if scale < p.num_scales - 1:
+            levels = np.floor(avg_pool2(levels))
+    blocks = [_log_l2(hsv_parts)]
+    # SILTP histograms of the grey image, one block per radius
+    grey0 = np.tensordot(np.asarray(GREY_WEIGHTS), x, axes=([0], [1]))  # [B,H,W]
+    for radius in p.radii:
+        grey, parts = grey0, []
+        for scale in range(p.num_scales):
+            if grey.shape[-1] >= 2 * radius + 1:
+                hist = max_occurrence(siltp(grey, p.tau, radius), 3 ** 4, p)
+                if hist is None:
+                    break
+                parts.append(hist)
+            if scale < p.num_scales - 1:
+                grey = avg_pool2(grey)
+        blocks.append(_log_l2(parts))
+    return np.concatenate(blocks, 1)
+
+
+def resize_for_lomo(images: np.ndarray, size: tuple[int, int] = LOMO_SIZE) -> np.ndarray:
+    """[B,3,H,W] -> [B,3,*size]: bilinear, anti-aliased (the LOMO paper's 128 x 48)."""
+    h, w = images.shape[-2:]
+    if (h, w) == tuple(size):
+        return images
+    # separable: identical to skimage.transform.resize(order=1, anti_aliasing=True) of the
+    # batch, as two small matrix products
+    return _separable(np.asarray(images, dtype=np.float64), _resize_matrix(h, size[0]),
+                      _resize_matrix(w, size[1]))
+
+
+# ----------------------------------------------------------------------------- XQDA
+
+
+@dataclass
+class XQDAModel:
+    """W [d,r] subspace, M [r,r] metric, P = W L [d,r] with L L' = clip(M), eigenvalues [r]."""
+
+    W: np.ndarray
+    M: np.ndarray
+    P: np.ndarray
+    eigenvalues: np.ndarray
+    in_cov: np.ndarray  # W' (Sigma_I + lambda I) W
+    ex_cov: np.ndarray  # W' Sigma_E W
+    num_intra: int
+    num_extra: int
+    num_above_one: int
+    clipped: float  # most negative eigenvalue of M clipped to 0 (0.0 when none)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) @ self.P
+
+    def distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(x - y)' W M W' (x - y) for rows of x and y."""
+        d = (np.asarray(x, np.float64) - np.asarray(y, np.float64)) @ self.W
+        return np.einsum("ij,jk,ik->i", d, self.M, d)
+
+
+def _gram_basis(x: np.ndarray, rel_tol: float = 1e-10, chunk: int = 2048):
+    """Coordinates Z [N,k] of the rows of x [N,d] in an orthonormal basis Q [d,k] of their span,
+    and A [N,k] with Q = x' A. Float64 Gram matrix accumulated over column chunks."""
+    n, d = x.shape
+    gram = np.zeros((n, n))
+    for s in range(0, d, chunk):
+        c = np.asarray(x[:, s:s + chunk], dtype=np.float64)
+        gram += c @ c.T
+    evals, evecs = np.linalg.eigh(gram)
+    keep = evals > max(evals.max(), 0.0) * rel_tol
+    evals, evecs = evals[keep][::-1], evecs[:, keep][:, ::-1]
+    root = np.sqrt(evals)
+    return evecs * root, evecs / root
+
+
+def _xt_matmul(x: np.ndarray, a: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """x' @ a in float64 without converting all of x at once."""
+    out = np.empty((x.shape[1], a.shape[1]))
+    for s in range(0, x.shape[1], chunk):
+        out[s:s + chunk] = np.asarray(x[:, s:s + chunk], dtype=np.float64).T @ a
+    return out
+
+
+def _class_sums(z: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    onehot = (labels[None, :] == classes[:, None]).astype(np.float64)
+    return onehot @ z
+
+
+def xqda(gal_x: np.ndarray, gal_labels, prb_x: np.ndarray | None = None, prb_labels=None, *,
+         lam: float = 1e-3, max_dims: int | None = None) -> XQDAModel:
+    """Learn XQDA (Liao et al. 2015) from a gallery view and a probe view.
+
+    ``prb_x=None``: one view; every ordered pair of distinct samples counts (self-pairs,
+    whose difference is 0, are left out of the pair counts).
+    """
+    single = prb_x is None
+    gal_x = np.asarray(gal_x)
+    prb_x = gal_x if single else np.asarray(prb_x)
+    gl = np.asarray(gal_labels)
+    pl = gl if single else np.asarray(prb_labels)
+    n_g, d = gal_x.shape
+    n_p = prb_x.shape[0]
+    if prb_x.shape[1] != d or len(gl) != n_g or len(pl) != n_p:
+        raise ValueError("xqda: feature and label sizes disagree")
+    # work in the span of the samples when d is larger than their number (authors: qr)
+    basis = None
+    if single and d > n_g:
+        zg, basis = _gram_basis(gal_x)
+        zp = zg
+    elif not single and d > n_g + n_p:
+        z, basis = _gram_basis(np.concatenate([gal_x, prb_x]))
+        zg, zp = z[:n_g], z[n_g:]
+    else:
+        zg, zp = gal_x.astype(np.float64), prb_x.astype(np.float64)
+    k = zg.shape[1]
+    classes = np.unique(np.concatenate([gl, pl]))
+    sg, sp = _class_sums(zg, gl, classes), _class_sums(zp, pl, classes)
+    nk = np.array([(gl == c).sum() for c in classes])
+    mk = np.array([(pl == c).sum() for c in classes])
+    idx_g, idx_p = np.searchsorted(classes, gl), np.searchsorted(classes, pl)
+    wg, wp = zg * np.sqrt(mk[idx_g])[:, None], zp * np.sqrt(nk[idx_p])[:, None]
+    in_sum = wg.T @ wg + wp.T @ wp - sg.T @ sp - sp.T @ sg
+    tg, tp = sg.sum(0), sp.sum(0)
+    ex_sum = n_p * (zg.T @ zg) + n_g * (zp.T @ zp) - np.outer(tg, tp) - np.outer(tp, tg) - in_sum
+    n_intra = int((nk * mk).sum()) - (n_g if single else 0)
+    n_extra = n_g * n_p - int((nk * mk).sum())
+    if n_intra <= 0:
+        raise ValueError("xqda: no intra-personal pair (no identity has a sample in both views)")
+    if n_extra <= 0:
+        raise ValueError("xqda: no extra-personal pair (a single identity)")
+    in_cov = in_sum / n_intra + lam * np.eye(k)
+    ex_cov = ex_sum / n_extra
+    in_cov, ex_cov = (in_cov + in_cov.T) / 2, (ex_cov + ex_cov.T) / 2
+    evals, evecs = scipy.linalg.eigh(ex_cov, in_cov)
+    order = np.argsort(evals)[::-1]
+    evals, evecs = evals[order], evecs[:, order]
+    above = int((evals > 1).sum())
+    r = max(1, above) if max_dims is None else max(1, min(above, max_dims))
+    v = evecs[:, :r]
+    in_r, ex_r = v.T @ in_cov @ v, v.T @ ex_cov @ v
+    m = np.linalg.inv(in_r) - np.linalg.inv(ex_r)
+    m = (m + m.T) / 2
+    e, u = np.linalg.eigh(m)
+    clipped = float(min(e.min(), 0.0))
+    low_rank = u * np.sqrt(np.clip(e, 0.0, None))
+    if basis is None:
+        w = v
+    else:  # W = Q V with Q = X' A
+        x_all = gal_x if single else np.concatenate([gal_x, prb_x])
+        w = _xt_matmul(x_all, basis @ v)
+    return XQDAModel(W=w, M=m, P=w @ low_rank, eigenvalues=evals[:r], in_cov=in_r, ex_cov=ex_r,
+                     num_intra=n_intra, num_extra=n_extra, num_above_one=above, clipped=clipped)
+
+
+# ----------------------------------------------------------------------------- method
+
+
+def select_training_rows(train, max_rows: int | None, seed: int = 0):
+    """Rows of the training manifest to learn from, at most ``max_rows`` (all rates of an image
+    stay together). Identities in a seeded order; rounds of two images per identity (cameras
+    alternating) so that as many identities as possible keep a cross-camera pair."""
+    if max_rows is None or len(train) <= max_rows:
+        return train
+    per_image = train.groupby("path").size().max()
+    budget = max(1, max_rows // per_image)
+    rng = np.random.default_rng(seed)
+    images = train.drop_duplicates("path")[["path", "pid", "camid"]]
+    queues = []
+    for pid in rng.permutation(np.sort(images["pid"].unique())):
+        imgs = images[images["pid"] == pid].iloc[rng.permutation(int((images["pid"] == pid).sum()))]
+        by_cam = [list(g["path"]) for _, g in imgs.groupby("camid", sort=True)]
+        queues.append([c[t] for t in range(max(map(len, by_cam))) for c in by_cam if t < len(c)])
+    chosen: list[str] = []
+    for start in range(0, max(map(len, queues)), 2):
+        for q in queues:
+            take = q[start:start + 2][: budget - len(chosen)]
+            chosen += take
+            if len(chosen) >= budget:
+                break
+        if len(chosen) >= budget:
+            break
+    keep = set(chosen)
+    return train[train["path"].isin(keep)].reset_index(drop=True)
+
+
+class LomoXqdaMethod:
+    """Registered as ``lomo-xqda``: LOMO descriptors, XQDA metric learned on the training rows.
+
+    ``fit`` renders every selected training row at its own rate (``make_lr`` with
+    ``cfg.lr_method``), computes LOMO at 128 x 48 and learns XQDA; ``features`` returns
+    ``LOMO(x) @ W @ L`` (float32, ``feature_dim`` columns = the XQDA subspace size, known after
+    ``fit``). ``cfg.extra["lomo_xqda_max_train_samples"]`` overrides ``max_train_samples``
+    (None: no cap). What the fit used is in ``info`` (rows, ids, dimensions, pair counts).
+    """
+
+    name = "lomo-xqda"
+    trainable = True
+    produces_images = False
+    init = "n/a (hand-crafted)"
+
+    def __init__(self, lam: float = 1e-3, max_dims: int | None = None,
+                 max_train_samples: int | None = 3000, batch_size: int = 128):
+        self.lam, self.max_dims = lam, max_dims
+        self.max_train_samples, self.batch_size = max_train_samples, batch_size
+        self.params = LomoParams()
+        self.model: XQDAModel | None = None
+        self._proj: np.ndarray | None = None  # model.P as float32
+        self.info: dict = {}
+
+    @property
+    def feature_dim(self) -> int | None:
+        return None if self.model is None else int(self.model.P.shape[1])
+
+    def lomo_features(self, images: torch.Tensor) -> np.ndarray:
+        x = images.detach().to("cpu", torch.float64).numpy()
+        return lomo(resize_for_lomo(x, LOMO_SIZE), self.params)
+
+    def fit(self, *, manifest, store, cfg) -> None:
+        from datasets.loader import make_lr
+
+        t0 = time.perf_counter()
+        extra = getattr(cfg, "extra", None) or {}
+        cap = extra.get("lomo_xqda_max_train_samples", self.max_train_samples)
+        train_all = manifest.rows("train")
+        if train_all.empty:
+            raise ValueError("lomo-xqda: the manifest has no training rows")
+        train = select_training_rows(train_all, cap, seed=int(getattr(cfg, "seed", 0)))
+        idx = store.indices(manifest.abspaths(train))
+        rates = torch.tensor(train["rate"].tolist(), dtype=torch.float64)
+        feats = []
+        for s in range(0, len(idx), self.batch_size):
+            x = make_lr(store.batch(idx[s:s + self.batch_size]), rates[s:s + self.batch_size],
+                        cfg.lr_method)
+            feats.append(self.lomo_features(x))
+        t_feat = time.perf_counter() - t0
+        feats = np.concatenate(feats)
+        pids, hr = train["pid"].to_numpy(), train["rate"].to_numpy() == 1
+        if hr.all() or not hr.any():
+            views = "one view (all samples; self-pairs excluded)"
+            self.model = xqda(feats, pids, lam=self.lam, max_dims=self.max_dims)
+        else:
+            views = "gallery = r=1 images, probe = LR versions (r>1)"
+            self.model = xqda(feats[hr], pids[hr], feats[~hr], pids[~hr], lam=self.lam,
+                              max_dims=self.max_dims)
+        self._proj = self.model.P.astype(np.float32)
+        self.info = {
+            "train_rows": int(len(train_all)), "train_rows_used": int(len(train)),
+            "train_ids_used": int(train["pid"].nunique()),
+            "lomo_dim": int(feats.shape[1]), "lomo_size": list(LOMO_SIZE),
+            "xqda_views": views, "xqda_lambda": self.lam,
+            "xqda_dim": self.feature_dim, "xqda_eigenvalues_above_1": self.model.num_above_one,
+            "xqda_pairs": {"intra": self.model.num_intra, "extra": self.model.num_extra},
+            "m_negative_eigenvalue_clipped": self.model.clipped,
+            "lomo_seconds": round(t_feat, 2),
+            "fit_seconds": round(time.perf_counter() - t0, 2),
+        }
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        if self._proj is None:
+            raise RuntimeError("lomo-xqda: call fit() before features()")
+        f = self.lomo_features(images) @ self._proj
+        return torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))
