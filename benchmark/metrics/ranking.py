@@ -1,0 +1,531 @@
+"""Ranking metrics for person re-ID: CMC curve and mean average precision (mAP).
+
+Conventions (the ones torchreid's ``eval_market1501`` / ``eval_cuhk03`` and open-reid use):
+
+* **Removal.** For each query, gallery images with the query's identity *and* camera are
+  removed before ranking (Market-1501 convention). Every other gallery image stays, including
+  other identities seen by the query's camera.
+* **Labels.** Identities and cameras are compared for equality only. Drop junk images
+  (Market-1501 / DukeMTMC pid -1) before calling, as torchreid's readers do; distractors
+  (Market-1501 pid 0) are an ordinary identity that no query has.
+* **Validity.** A query is *valid* when at least one gallery image of its identity survives
+  the removal. Invalid queries are excluded from CMC and mAP and counted
+  (``RankingResult.num_valid_queries`` vs ``num_queries``); if no query is valid a
+  ``ValueError`` is raised.
+* **Ties.** The gallery is ordered by distance with ties broken *stably*: of two gallery
+  images at exactly the same distance, the one with the lower gallery index ranks first
+  (``np.argsort(kind="stable")`` / ``torch.argsort(stable=True)`` order).
+* **CMC.** ``cmc[k-1]`` is the fraction of valid queries whose first true match is at rank
+  ``<= k`` in the ranked list after removal. The curve always has exactly ``max_rank``
+  entries: ranks beyond the length of a query's list keep the last value (every valid query
+  has its first match within its list, so the curve has reached 1 there). Unlike torchreid,
+  ``max_rank`` is never truncated to the gallery size.
+* **AP.** For one query with ``M`` true matches at 1-based positions ``p_1 < ... < p_M`` in
+  the list after removal, ``AP = (1/M) * sum_j j / p_j`` (mean precision at each true match,
+  the non-interpolated AP of Market-1501 / torchreid). ``mAP`` is the mean over valid queries.
+* **Single shot** (``single_shot=True``; CUHK03 / VIPeR / SING convention). After the same
+  removal one gallery image per identity is sampled; CMC is computed on the sampled gallery
+  and averaged over ``num_repeats`` draws. AP is computed on the full gallery after removal,
+  so ``mAP`` is the same in both modes. The sampling procedure is :func:`single_shot_priorities`
+  (shared by the fast code here and the slow reference in ``benchmark.metrics.reference``):
+
+  1. ``rng = numpy.random.default_rng(seed)``; ``U = rng.random((num_repeats, num_gallery))``
+     (row ``r`` holds one priority per gallery image for repeat ``r``).
+  2. In repeat ``r``, for every query and every identity, the sampled image is the gallery
+     image of that identity *not removed for this query* with the smallest ``U[r]``
+     (ties, which do not occur in practice, go to the lower gallery index).
+
+  For identities other than the query's own nothing is removed, so within one repeat every
+  query sees the same sampled gallery for them (one single-shot gallery per repeat, as in the
+  classic protocol); the query's own identity uses its lowest-priority image outside the
+  query's camera. The same seed gives identical results; another seed gives another draw.
+
+Implementation (numpy; no Python loop over gallery items or over the queries of a chunk).
+Queries are processed in chunks of about 0.5M distance entries, one chunk per thread
+(``torch.get_num_threads()`` threads; numpy releases the GIL), so memory beyond the distance
+matrix itself stays in the tens of MB even for 20,000 x 20,000. Rows are not sorted: the
+position of each true match is obtained by counting the gallery images ranked before it
+(monotone histogram binning plus exact comparisons, distance then gallery index, for the
+few images that share a bin with a true match; see ``_rank_chunk_fast``). Degenerate rows
+(non-finite true-match distances, identities with more than 256 gallery images, or very
+crowded bins) fall back to a stable ``argsort`` of the row. Both paths follow the same tie
+rule and are tested against the per-query reference (``benchmark.metrics.reference``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+__all__ = [
+    "RankingResult",
+    "evaluate_ranking",
+    "pairwise_distance",
+    "single_shot_priorities",
+]
+
+#: distance entries per chunk (rows per chunk = this // gallery size, at most 1024)
+_CHUNK_ELEMENTS = 1 << 19
+_MAX_CHUNK_ROWS = 1024
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RankingResult:
+    """Result of :func:`evaluate_ranking`.
+
+    Attributes:
+        cmc: float64 array of length ``max_rank``; ``cmc[k-1]`` = rank-k accuracy (fraction).
+        mAP: mean average precision over valid queries (fraction in [0, 1]).
+        num_valid_queries: queries with at least one true match after removal.
+        num_queries: all queries passed in.
+    """
+
+    cmc: np.ndarray
+    mAP: float
+    num_valid_queries: int
+    num_queries: int
+
+    def rank(self, k: int) -> float:
+        """Rank-``k`` accuracy (fraction), ``k`` 1-based."""
+        if not 1 <= k <= len(self.cmc):
+            raise ValueError(f"rank {k} outside 1..{len(self.cmc)} (max_rank)")
+        return float(self.cmc[k - 1])
+
+    @property
+    def num_invalid_queries(self) -> int:
+        return self.num_queries - self.num_valid_queries
+
+    def as_dict(self, ranks: Sequence[int] = (1, 5, 10)) -> dict:
+        """Flat dict: ``rank{k}`` for ``ranks`` (those <= max_rank), ``mAP``, query counts."""
+        out = {f"rank{k}": self.rank(k) for k in ranks if k <= len(self.cmc)}
+        out["mAP"] = float(self.mAP)
+        out["num_valid_queries"] = int(self.num_valid_queries)
+        out["num_queries"] = int(self.num_queries)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# features -> distances
+
+
+def pairwise_distance(qf, gf, metric: str = "euclidean", chunk_size: int = 1024):
+    """Distance matrix between query features ``qf`` [Q, D] and gallery features ``gf`` [G, D].
+
+    ``metric="euclidean"``: the true L2 distance ``||q - g||`` (not squared), computed as
+    ``sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0))`` (tiny negative values from rounding are clamped
+    to 0 before the square root). ``metric="cosine"``: ``1 - cos(q, g)`` in [0, 2] (features
+    are L2-normalised with eps 1e-12 first).
+
+    Computed in float32 with torch, ``chunk_size`` query rows at a time. Returns a float32
+    ``torch.Tensor`` when ``qf`` is a tensor, else a float32 ``numpy.ndarray``.
+    """
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"unknown metric {metric!r}; use 'euclidean' or 'cosine'")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    as_numpy = not isinstance(qf, torch.Tensor)
+    q = torch.as_tensor(qf).detach().to("cpu", torch.float32)
+    g = torch.as_tensor(gf).detach().to("cpu", torch.float32)
+    if q.ndim != 2 or g.ndim != 2:
+        raise ValueError(f"features must be 2-D [N, D]; got {tuple(q.shape)} and {tuple(g.shape)}")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"feature dimensions differ: query {q.shape[1]} vs gallery {g.shape[1]}")
+    if metric == "cosine":
+        q = torch.nn.functional.normalize(q, dim=1, eps=1e-12)
+        g = torch.nn.functional.normalize(g, dim=1, eps=1e-12)
+    out = torch.empty((q.shape[0], g.shape[0]), dtype=torch.float32)
+    gt = g.t().contiguous()
+    g_sq = (g * g).sum(1) if metric == "euclidean" else None
+    with torch.no_grad():
+        for s in range(0, q.shape[0], chunk_size):
+            qc = q[s : s + chunk_size]
+            block = out[s : s + chunk_size]
+            torch.mm(qc, gt, out=block)
+            if metric == "euclidean":
+                block.mul_(-2.0).add_(g_sq[None, :]).add_((qc * qc).sum(1, keepdim=True))
+                block.clamp_(min=0.0).sqrt_()
+            else:
+                block.neg_().add_(1.0)
+    return out.numpy() if as_numpy else out
+
+
+# --------------------------------------------------------------------------------------------
+# single-shot sampling (shared with the reference implementation)
+
+
+def single_shot_priorities(num_gallery: int, num_repeats: int, seed: int) -> np.ndarray:
+    """Sampling priorities ``U`` [num_repeats, num_gallery] for single-shot evaluation.
+
+    ``U = numpy.random.default_rng(seed).random((num_repeats, num_gallery))``. In repeat
+    ``r`` the sampled image of an identity (for a given query) is its not-removed gallery
+    image with the smallest ``U[r]``; ties go to the lower gallery index. See the module
+    docstring.
+    """
+    return np.random.default_rng(seed).random((num_repeats, num_gallery))
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _ids(x, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    return a
+
+
+def _encode(q: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map arbitrary (int, str) labels of both arrays to shared int64 codes."""
+    try:
+        _, inv = np.unique(np.concatenate([q, g]), return_inverse=True)
+    except TypeError as exc:  # mixed, unorderable types
+        raise ValueError(f"ids must be of one comparable type: {exc}") from exc
+    inv = inv.reshape(-1).astype(np.int64)
+    return inv[: len(q)], inv[len(q) :]
+
+
+def _distance_array(distmat) -> np.ndarray:
+    if isinstance(distmat, torch.Tensor):
+        t = distmat.detach().cpu()
+        if t.dtype in (torch.bfloat16, torch.float16):
+            t = t.float()
+        distmat = t.numpy()
+    d = np.asarray(distmat)
+    if d.ndim != 2:
+        raise ValueError(f"distmat must be 2-D [num_query, num_gallery], got shape {d.shape}")
+    if d.dtype == bool or not (
+        np.issubdtype(d.dtype, np.floating) or np.issubdtype(d.dtype, np.integer)
+    ):
+        raise ValueError(f"distmat must hold real numbers, got dtype {d.dtype}")
+    return d
+
+
+def _chunk_as_float(d: np.ndarray) -> np.ndarray:
+    """float32/float64 C-contiguous chunk (no copy when already so); NaN rejected."""
+    if d.dtype not in (np.float32, np.float64):
+        d = d.astype(np.float32 if d.dtype == np.float16 else np.float64)
+    d = np.ascontiguousarray(d)
+    if np.isnan(d).any():
+        raise ValueError("distmat contains NaN; distances must be numbers (inf is allowed)")
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# core
+
+
+@dataclasses.dataclass
+class _PidTable:
+    """Gallery indices of each query identity, ascending, padded: ``index[row, :count]``."""
+
+    index: np.ndarray  # [P, K] int64 (padding 0)
+    mask: np.ndarray  # [P, K] bool
+    row_of_query: np.ndarray  # [Q] int64, row in the table
+
+
+def _pid_table(q_codes: np.ndarray, g_codes: np.ndarray) -> _PidTable:
+    n_codes = int(max(g_codes.max(initial=-1), q_codes.max(initial=-1))) + 1
+    order = np.argsort(g_codes, kind="stable")  # by identity, then gallery index
+    counts = np.bincount(g_codes, minlength=n_codes)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    uq, row_of_query = np.unique(q_codes, return_inverse=True)
+    k = max(int(counts[uq].max(initial=0)), 1)
+    offs = np.arange(k)
+    mask = offs[None, :] < counts[uq][:, None]
+    pos = np.where(mask, starts[uq][:, None] + offs[None, :], 0)
+    index = np.where(mask, order[np.minimum(pos, len(order) - 1)], 0).astype(np.int64)
+    return _PidTable(index, mask, row_of_query.reshape(-1).astype(np.int64))
+
+
+def _rank_rows_by_sort(d, qp, qc, g_codes, g_cams):
+    """Exact first-match rank and AP of each row with a full stable argsort (fallback path)."""
+    order = np.argsort(d, axis=1, kind="stable")
+    same = g_codes[order] == qp[:, None]
+    good = same & (g_cams[order] != qc[:, None])
+    keep = ~same | good
+    pos = np.cumsum(keep, axis=1)  # 1-based position among kept items
+    n_good = good.sum(1)
+    first = np.where(good, pos, np.iinfo(np.int64).max).min(1)
+    prec = np.cumsum(good, axis=1) / np.maximum(pos, 1)
+    ap = np.where(good, prec, 0.0).sum(1) / np.maximum(n_good, 1)
+    return first, ap
+
+
+#: rows whose true matches share their histogram bins with more images than this are
+#: ranked by the sort fallback instead (degenerate distance distributions)
+_MAX_SHARED = 512
+#: rows whose identity has more gallery images than this are ranked by the sort fallback
+_MAX_IDENTITY = 256
+
+
+def _rank_chunk(d, qp, qc, cand, cand_ok, g_codes, g_cams):
+    """First-match rank (1-based, after removal) and AP for each query row of ``d``.
+
+    ``cand``/``cand_ok`` [c, K]: the gallery indices of each row's identity (ascending,
+    padding at the end). Returns ``(first, ap, n_good)``; rows with ``n_good == 0`` are
+    invalid (their values are meaningless).
+    """
+    n_cand = cand_ok.sum(1)
+    big = n_cand > _MAX_IDENTITY
+    if not big.any():
+        k = max(int(n_cand.max(initial=0)), 1)
+        return _rank_chunk_fast(d, qp, qc, cand[:, :k], cand_ok[:, :k], g_codes, g_cams)
+    n_good = (cand_ok & (g_cams[cand] != qc[:, None])).sum(1)
+    first = np.zeros(len(d), dtype=np.int64)
+    ap = np.zeros(len(d), dtype=np.float64)
+    rows = np.flatnonzero(big)
+    first[rows], ap[rows] = _rank_rows_by_sort(d[rows], qp[rows], qc[rows], g_codes, g_cams)
+    rows = np.flatnonzero(~big)
+    if len(rows):
+        k = max(int(n_cand[rows].max()), 1)
+        f, a, _ = _rank_chunk_fast(d[rows], qp[rows], qc[rows], cand[rows, :k],
+                                   cand_ok[rows, :k], g_codes, g_cams)
+        first[rows], ap[rows] = f, a
+    return first, ap, n_good
+
+
+def _rank_chunk_fast(d, qp, qc, cand, cand_ok, g_codes, g_cams):
+    """:func:`_rank_chunk` without sorting rows (identities of at most ``_MAX_IDENTITY``).
+
+    Exact counting without sorting the row. Order images by ``(distance, gallery index)``
+    (the stable-sort order). With the row's true matches ``t_0 < ... < t_{M-1}`` in that
+    order, the k-th sits at position ``1 + k + #{other-identity images before t_k}`` after
+    removal. That count comes from a histogram over ``B`` bins whose index is a monotone
+    (non-decreasing) function of the distance, so an image in a lower (higher) bin than
+    ``t_k`` surely ranks before (after) it; only the few images that share a bin with some
+    true match are compared exactly, index included (this is where exact ties are
+    resolved). Rows with a non-finite true-match distance, or where too many images share
+    those bins (degenerate distributions), go to :func:`_rank_rows_by_sort`.
+    """
+    c, G = d.shape
+    good = cand_ok & (g_cams[cand] != qc[:, None])
+    n_good = good.sum(1)
+    first = np.zeros(c, dtype=np.int64)
+    ap = np.zeros(c, dtype=np.float64)
+    m = int(n_good.max()) if c else 0
+    if m == 0:
+        return first, ap, n_good
+    rows = np.arange(c)
+    cd = np.take_along_axis(d, cand, axis=1)  # distances of the identity's own images
+    key = np.where(good, cd, np.inf)
+    fallback = (good & ~np.isfinite(cd)).any(1)
+    # true matches in (distance, gallery index) order; padding (+inf) to the right
+    t_order = np.argsort(key, axis=1, kind="stable")[:, :m]
+    t = np.take_along_axis(key, t_order, axis=1)
+    t_idx = np.take_along_axis(cand, t_order, axis=1)
+    kk = np.arange(m)
+    t_ok = kk[None, :] < n_good[:, None]
+    work = (n_good > 0) & ~fallback
+
+    # monotone binning: bin(x) = clip((x - t_min) * scale + 1, 0, B + 2), t in [1, B]
+    n_bins = int(min(max(G // 4, 16), 1 << 16))
+    dt = d.dtype.type
+    lo = np.where(work, t[:, 0], 0).astype(d.dtype)
+    hi = np.where(work, t[rows, np.maximum(n_good - 1, 0)], 0).astype(d.dtype)
+    span = hi - lo
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        scale = (dt(0.999 * n_bins) / span).astype(d.dtype)
+    ok = (span > 0) & np.isfinite(scale) & (scale > 0)
+    scale = np.where(ok, scale, dt(1)).astype(d.dtype)
+    lo, scale = lo[:, None], scale[:, None]
+
+    def binned(x):
+        with np.errstate(invalid="ignore", over="ignore"):
+            y = x - lo
+            y *= scale
+            y += dt(1)
+        np.clip(y, 0, n_bins + 2, out=y)
+        return y.astype(np.int32)
+
+    width = n_bins + 3
+    off = (rows * width).astype(np.int64)[:, None]
+    b = binned(d)  # [c, G]
+    b += off.astype(np.int32)
+    hist = np.bincount(b.ravel(), minlength=c * width).reshape(c, width)
+    below = np.cumsum(hist, axis=1) - hist  # images in strictly lower bins
+    tb = binned(np.where(t_ok, t, 0)).astype(np.int64)  # bins of the true matches
+    below_t = np.take_along_axis(below, tb, axis=1)
+
+    # images sharing a bin with a true match: compared exactly
+    shared_bin = np.zeros(c * width, dtype=bool)
+    shared_bin[(tb + off)[t_ok & work[:, None]]] = True
+    flat = np.flatnonzero(shared_bin[b.ravel()])
+    del b
+    s_row, s_col = np.divmod(flat, G)
+    s_cnt = np.bincount(s_row, minlength=c)
+    fallback |= s_cnt > _MAX_SHARED
+    keep_s = ~fallback[s_row]
+    s_row, s_col = s_row[keep_s], s_col[keep_s]
+    s_cnt = np.bincount(s_row, minlength=c)
+    w = max(int(s_cnt.max(initial=0)), 1)
+    s_slot = np.arange(len(s_row)) - (np.cumsum(s_cnt) - s_cnt)[s_row]
+    sd = np.full((c, w), np.inf, dtype=d.dtype)
+    s_idx = np.full((c, w), G, dtype=np.int64)
+    s_ok = np.zeros((c, w), dtype=bool)
+    sd[s_row, s_slot] = d[s_row, s_col]
+    s_idx[s_row, s_slot] = s_col
+    s_ok[s_row, s_slot] = True
+    s_bin = binned(sd)  # [c, w]; padding (+inf) lands in bin B + 2, above every true match
+
+    def before_t(x, xi):  # (x, xi) < (t_k, t_idx_k) lexicographically: [c, n, m]
+        x, xi, tk, ti = x[:, :, None], xi[:, :, None], t[:, None, :], t_idx[:, None, :]
+        return (x < tk) | ((x == tk) & (xi < ti))
+
+    s_before = (before_t(sd, s_idx) & s_ok[:, :, None]).sum(1)
+    s_lower = ((s_bin[:, :, None] < tb[:, None, :]) & s_ok[:, :, None]).sum(1)
+    own_before = (before_t(cd, cand) & cand_ok[:, :, None]).sum(1)
+    # every image ranked before the k-th true match, minus the identity's own images
+    closer = below_t - s_lower + s_before - own_before
+    pos = closer + kk[None, :] + 1  # 1-based position of the k-th true match after removal
+    first = pos[:, 0].astype(np.int64)
+    ap = np.where(t_ok, (kk[None, :] + 1) / np.maximum(pos, 1), 0.0).sum(1)
+    ap /= np.maximum(n_good, 1)
+
+    redo = np.flatnonzero(fallback & (n_good > 0))
+    if len(redo):
+        first[redo], ap[redo] = _rank_rows_by_sort(d[redo], qp[redo], qc[redo], g_codes, g_cams)
+    return first, ap, n_good
+
+
+def _single_shot_ranks(d, qp, qc, cand, cand_ok, sampled, g_codes, g_cams, u):
+    """Rank of the sampled true match among one sampled image per identity, per row.
+
+    ``sampled`` [n_ids]: for each gallery identity its lowest-priority image (no removal);
+    ``u`` [G]: this repeat's priorities.
+    """
+    good = cand_ok & (g_cams[cand] != qc[:, None])
+    pu = np.where(good, u[cand], np.inf)
+    own = np.take_along_axis(cand, pu.argmin(1)[:, None], axis=1)  # first min: lower index
+    own_d = np.take_along_axis(d, own, axis=1)
+    s_d = d[:, sampled]  # [c, n_ids]
+    before = (s_d < own_d) | ((s_d == own_d) & (sampled[None, :] < own))
+    before &= g_codes[sampled][None, :] != qp[:, None]  # own identity: `own` instead
+    return before.sum(1) + 1
+
+
+def _sampled_per_identity(g_codes: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Gallery index with the smallest priority (lower index on ties) for each identity."""
+    order = np.lexsort((np.arange(len(u)), u, g_codes))
+    codes_sorted = g_codes[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = codes_sorted[1:] != codes_sorted[:-1]
+    return order[first]
+
+
+def _cmc_from_first(first: np.ndarray, max_rank: int) -> np.ndarray:
+    f = np.minimum(first, max_rank + 1)
+    hist = np.bincount(f, minlength=max_rank + 2)[1 : max_rank + 1]
+    return np.cumsum(hist) / float(len(f))
+
+
+def evaluate_ranking(
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    *,
+    max_rank: int = 50,
+    single_shot: bool = False,
+    num_repeats: int = 10,
+    seed: int = 0,
+) -> RankingResult:
+    """CMC and mAP of a query x gallery distance matrix (smaller = more similar).
+
+    Args:
+        distmat: [Q, G] numpy array or torch tensor of distances (NaN rejected, inf allowed).
+        q_pids, g_pids, q_camids, g_camids: 1-D identity / camera labels of length Q and G
+            (ints or strings; compared for equality only).
+        max_rank: length of the returned CMC curve (may exceed the gallery size: the curve
+            keeps its last value there, see the module docstring).
+        single_shot: False = Market-1501 multi-shot; True = CUHK03 single-shot with
+            ``num_repeats`` seeded draws of one gallery image per identity.
+        num_repeats, seed: single-shot sampling (:func:`single_shot_priorities`); ignored in
+            multi-shot mode.
+
+    Returns:
+        :class:`RankingResult` (``cmc`` fractions of length ``max_rank``, ``mAP`` fraction,
+        ``num_valid_queries``, ``num_queries``).
+
+    Raises:
+        ValueError: bad shapes or arguments, NaN distances, or no valid query.
+    """
+    d_all = _distance_array(distmat)
+    nq, ng = d_all.shape
+    qp_np, gp_np = _ids(q_pids, "q_pids"), _ids(g_pids, "g_pids")
+    qc_np, gc_np = _ids(q_camids, "q_camids"), _ids(g_camids, "g_camids")
+    if len(qp_np) != nq or len(qc_np) != nq:
+        raise ValueError(
+            f"distmat has {nq} query rows but q_pids has {len(qp_np)} and q_camids "
+            f"{len(qc_np)} entries"
+        )
+    if len(gp_np) != ng or len(gc_np) != ng:
+        raise ValueError(
+            f"distmat has {ng} gallery columns but g_pids has {len(gp_np)} and g_camids "
+            f"{len(gc_np)} entries"
+        )
+    if nq == 0 or ng == 0:
+        raise ValueError(f"empty problem: {nq} queries x {ng} gallery images")
+    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
+        raise ValueError(f"max_rank must be a positive int, got {max_rank!r}")
+    max_rank = int(max_rank)
+    if single_shot and (
+        isinstance(num_repeats, bool)
+        or not isinstance(num_repeats, (int, np.integer))
+        or num_repeats < 1
+    ):
+        raise ValueError(f"num_repeats must be a positive int, got {num_repeats!r}")
+
+    qp, gp = _encode(qp_np, gp_np)
+    qc, gc = _encode(qc_np, gc_np)
+    table = _pid_table(qp, gp)
+    if single_shot:
+        u_all = single_shot_priorities(ng, int(num_repeats), seed)
+        sampled = [_sampled_per_identity(gp, u) for u in u_all]
+
+    def one_chunk(s: int):
+        d = _chunk_as_float(d_all[s : s + step])
+        qpc, qcc = qp[s : s + step], qc[s : s + step]
+        trow = table.row_of_query[s : s + step]
+        cand, cand_ok = table.index[trow], table.mask[trow]
+        first, ap, n_good = _rank_chunk(d, qpc, qcc, cand, cand_ok, gp, gc)
+        valid = np.flatnonzero(n_good > 0)
+        ss = None
+        if single_shot and len(valid):
+            dv, qpv, qcv, cv, cov = d[valid], qpc[valid], qcc[valid], cand[valid], cand_ok[valid]
+            ss = np.stack([
+                _single_shot_ranks(dv, qpv, qcv, cv, cov, sampled[r], gp, gc, u_all[r])
+                for r in range(len(u_all))
+            ])
+        return first[valid], ap[valid], ss
+
+    step = max(1, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // ng))
+    starts = range(0, nq, step)
+    workers = max(1, min(torch.get_num_threads(), len(starts)))
+    if workers == 1:
+        parts = [one_chunk(s) for s in starts]
+    else:  # numpy releases the GIL in the heavy loops: one chunk per thread
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(one_chunk, starts))
+    n_valid = sum(len(p[0]) for p in parts)
+    if n_valid == 0:
+        raise ValueError(
+            f"no valid query: none of the {nq} queries has a gallery image of its identity "
+            "from another camera (same identity + same camera images are removed)"
+        )
+    if single_shot:
+        ranks = np.concatenate([p[2] for p in parts if p[2] is not None], axis=1)  # [repeats, n_valid]
+        cmc = np.mean([_cmc_from_first(r, max_rank) for r in ranks], axis=0)
+    else:
+        cmc = _cmc_from_first(np.concatenate([p[0] for p in parts]), max_rank)
+    cmc = np.asarray(cmc, dtype=np.float64)
+    cmc.setflags(write=False)
+    return RankingResult(cmc=cmc, mAP=float(np.concatenate([p[1] for p in parts]).mean()),
+                         num_valid_queries=n_valid, num_queries=nq)
