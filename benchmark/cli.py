@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how LR images are down-sampled before bilinear up-sampling")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="skip (and count) unreadable images instead of stopping")
+    p.add_argument("--retrain", action="store_true",
+                   help="train again even where a cached model for the same settings exists")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     return p
 
@@ -166,7 +168,28 @@ def make_config(args, default_methods: list[str]):
         authors_lists=args.authors_lists, profile=profile_name,
         input_size=tuple(profile.input_size), seed=args.seed, trials=args.trials,
         lr_method=args.lr_method, pretrained=pretrained, skip_bad_images=args.skip_bad_images,
-        device="cuda" if cuda else "cpu")
+        device=init_distributed(cuda), extra={"retrain": args.retrain})
+
+
+def init_distributed(cuda: bool) -> str:
+    """Under ``torchrun`` (WORLD_SIZE > 1) join the process group; return this process's device.
+
+    Every process runs the same loop; training splits each step's identities over the
+    processes (benchmark/engine.py) and only rank 0 writes files.
+    """
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return "cuda" if cuda else "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return "cpu"
 
 
 def dispatch(args) -> int:

@@ -43,8 +43,18 @@ def base_provenance(device: str | torch.device = "cpu") -> dict:
     }
 
 
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a torchrun job: only rank 0 writes outputs."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename: no reader sees half a file."""
+    """Write via a temp file in the same folder and rename: no reader sees half a file.
+    Only the main process writes (see ``is_main_process``)."""
+    if not is_main_process():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
