@@ -25,8 +25,9 @@ def extract_features(method, store: ImageStore, manifest: Manifest, rows: pd.Dat
     r = torch.tensor(list(rates) if rates is not None else rows["rate"].tolist(),
                      dtype=torch.float64)
     feats = []
+    upsample = getattr(method, "query_upsampling", "bilinear")
     for s in range(0, len(idx), batch_size):
-        x = make_lr(store.batch(idx[s:s + batch_size]), r[s:s + batch_size], lr_method)
+        x = make_lr(store.batch(idx[s:s + batch_size]), r[s:s + batch_size], lr_method, upsample)
         feats.append(method.features(x).float())
     return torch.cat(feats)
 

@@ -58,45 +58,62 @@ def training_seed(seed: int, trial: int) -> int:
     return seed * 1000 + trial
 
 
-class CADNetMethod:
-    """Registered as ``cadnet``, ``cadnet-f``, ``cadnet-g``, the ablations and ``authors-code``."""
+class LearnedMethod:
+    """A method trained by the engine; subclasses say which task (model + update) to build.
+
+    ``make_task(config, device)`` returns an object with ``model`` (an ``nn.Module`` with
+    ``extract_features(x)``, and ``recover(x)`` if the method recovers HR images, and an
+    ``init`` attribute), ``train_step(batch)``, ``state_dict()`` and ``load_state_dict()``.
+    The config is :func:`benchmark.profiles.make_config` of the run's profile and the
+    method's ``preset`` (so every method shares the profile's backbone, input size, batch,
+    epochs and optimiser), plus the method's ``config_overrides``.
+    """
 
     trainable = True
-    produces_images = True
+    produces_images = False
+    preset = "cadnet"
+    config_overrides: dict = {}
 
-    def __init__(self, preset: str = "cadnet"):
-        self.name = self.preset = preset
+    def __init__(self, name: str | None = None):
+        self.name = name or self.name
         self.model = None
         self.init = None
         self.history: list[dict] = []
+        self.reused = False
 
-    def fit(self, *, manifest, store, cfg) -> None:
+    def make_task(self, config, device):
+        raise NotImplementedError
+
+    def make_config(self, cfg, num_classes: int, trial: int):
         from .profiles import make_config
 
+        overrides = {"input_size": tuple(cfg.input_size), "pretrained": cfg.pretrained,
+                     "seed": training_seed(cfg.seed, trial), **self.config_overrides}
+        if cfg.lr_method != "bilinear" or self.preset != "authors-code":
+            overrides["lr_method"] = cfg.lr_method  # authors-code keeps max-pool unless asked
+        return make_config(cfg.profile, self.preset, num_classes=num_classes, **overrides)
+
+    def fit(self, *, manifest, store, cfg) -> None:
         params = manifest.meta["params"]
         data = TrainData.from_manifest(manifest, store)
-        overrides = {"input_size": tuple(cfg.input_size), "pretrained": cfg.pretrained,
-                     "seed": training_seed(cfg.seed, params["trial"])}
-        if cfg.lr_method != "bilinear" or self.preset != "authors-code":
-            overrides["lr_method"] = cfg.lr_method
-        config = make_config(cfg.profile, self.preset, num_classes=data.num_classes, **overrides)
+        config = self.make_config(cfg, data.num_classes, params["trial"])
         folder = (Path(cfg.out) / "cache" / "models" / params["dataset"] / params["protocol"]
                   / cfg.profile / self.name / f"seed{cfg.seed}-trial{params['trial']}")
-        key = {"config": config.to_dict(), "manifest_sha256": manifest.meta["sha256"],
+        key = {"method": self.name, "config": config.to_dict(),
+               "manifest_sha256": manifest.meta["sha256"],
                "model_code_version": MODEL_CODE_VERSION}
-        task = CADNetTask(config, cfg.device)
+        task = self.make_task(config, cfg.device)
         self.model, self.init = task.model, task.model.init
-        final, key_file = folder / "model.pt", folder / "key.json"
-        retrain = bool(cfg.extra.get("retrain"))
-        if not retrain and final.exists() and key_file.exists() \
-                and json.loads(key_file.read_text()) == key:
-            self.model.load_state_dict(torch.load(final, map_location=cfg.device, weights_only=True))
+        final, key_file, ckpt = folder / "model.pt", folder / "key.json", folder / "checkpoint.pt"
+        same_key = key_file.exists() and json.loads(key_file.read_text()) == key
+        if same_key and final.exists() and not cfg.extra.get("retrain"):
+            self.model.load_state_dict(torch.load(final, map_location=cfg.device,
+                                                  weights_only=True))
             self.history = json.loads((folder / "history.json").read_text())
             self.reused = True
             return
-        ckpt = folder / "checkpoint.pt"
-        if retrain or (key_file.exists() and json.loads(key_file.read_text()) != key):
-            for f in (ckpt, final):
+        if not same_key or cfg.extra.get("retrain"):
+            for f in (ckpt, final):  # another key's (or a forced) run: start from scratch
                 f.unlink(missing_ok=True)
         atomic_write_json(key_file, key)
         label = f"{params['dataset']} trial {params['trial']} {self.name}"
@@ -110,15 +127,30 @@ class CADNetMethod:
             torch.save(self.model.state_dict(), final.with_suffix(".tmp"))
             final.with_suffix(".tmp").replace(final)
         atomic_write_json(folder / "history.json", self.history)
-        self.reused = False
+
+    def _device(self):
+        return next(self.model.parameters()).device
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         self.model.eval()
-        return self.model.extract_features(images.to(next(self.model.parameters()).device)).cpu()
+        return self.model.extract_features(images.to(self._device())).float().cpu()
 
     def recover(self, images: torch.Tensor) -> torch.Tensor:
         self.model.eval()
-        return self.model.recover(images.to(next(self.model.parameters()).device)).cpu()
+        return self.model.recover(images.to(self._device())).float().cpu()
+
+
+class CADNetMethod(LearnedMethod):
+    """Registered as ``cadnet``, ``cadnet-f``, ``cadnet-g``, the ablations and ``authors-code``."""
+
+    produces_images = True
+
+    def __init__(self, preset: str = "cadnet"):
+        super().__init__(preset)
+        self.preset = preset
+
+    def make_task(self, config, device):
+        return CADNetTask(config, device)
 
 
 def log_progress(label: str, s: dict) -> None:

@@ -116,12 +116,15 @@ def lr_size(size: tuple[int, int], rate: float) -> tuple[int, int]:
     return h, w
 
 
-def make_lr(images: torch.Tensor, rates: torch.Tensor | Sequence[float], method: str = "bilinear"
-            ) -> torch.Tensor:
+def make_lr(images: torch.Tensor, rates: torch.Tensor | Sequence[float], method: str = "bilinear",
+            upsample: str = "bilinear") -> torch.Tensor:
     """Synthetic LR versions of ``images`` [B,3,H,W]: down by r, bilinear back up (Sec. 3.1).
 
     Rows with r = 1 are returned unchanged. Images sharing a rate are processed together.
+    ``upsample="bicubic"`` is for the ``bicubic`` baseline (queries up-sampled bicubically).
     """
+    if upsample not in ("bilinear", "bicubic"):
+        raise ValueError(f"unknown up-sampling {upsample!r}; known: bilinear, bicubic")
     if method not in LR_METHODS:
         raise ValueError(f"unknown LR method {method!r}; known: {', '.join(LR_METHODS)}")
     rates = torch.as_tensor(rates, dtype=torch.float64).reshape(-1)
@@ -142,5 +145,5 @@ def make_lr(images: torch.Tensor, rates: torch.Tensor | Sequence[float], method:
             small = F.max_pool2d(x, kernel_size=int(r), stride=int(r))
         else:
             small = F.adaptive_max_pool2d(x, small_size)
-        out[sel] = F.interpolate(small, size=size, mode="bilinear", align_corners=False).clamp_(0, 1)
+        out[sel] = F.interpolate(small, size=size, mode=upsample, align_corners=False).clamp_(0, 1)
     return out
