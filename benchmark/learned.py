@@ -81,6 +81,11 @@ class LearnedMethod:
         self.history: list[dict] = []
         self.reused = False
 
+    @property
+    def cache_name(self) -> str:
+        """Models are cached under this name; methods sharing a model share it."""
+        return self.name
+
     def make_task(self, config, device):
         raise NotImplementedError
 
@@ -98,8 +103,8 @@ class LearnedMethod:
         data = TrainData.from_manifest(manifest, store)
         config = self.make_config(cfg, data.num_classes, params["trial"])
         folder = (Path(cfg.out) / "cache" / "models" / params["dataset"] / params["protocol"]
-                  / cfg.profile / self.name / f"seed{cfg.seed}-trial{params['trial']}")
-        key = {"method": self.name, "config": config.to_dict(),
+                  / cfg.profile / self.cache_name / f"seed{cfg.seed}-trial{params['trial']}")
+        key = {"method": self.cache_name, "config": config.to_dict(),
                "manifest_sha256": manifest.meta["sha256"],
                "model_code_version": MODEL_CODE_VERSION}
         task = self.make_task(config, cfg.device)
@@ -157,3 +162,25 @@ def log_progress(label: str, s: dict) -> None:
     losses = " ".join(f"{k}={v:.3f}" for k, v in s["losses"].items())
     console.print(f"[dim]{label}[/] epoch {s['epoch']}/{s['epochs']} step {s['step']}/{s['steps']}"
                   f" {s['images_per_s']:.0f} img/s {losses}")
+
+
+class TaskMethod(LearnedMethod):
+    """A baseline given as a task class (``baselines/``): the class's attributes
+    ``produces_images``, ``query_upsampling`` and ``config_overrides`` describe the method,
+    and ``task_cls(config, device)`` builds its model and update."""
+
+    def __init__(self, name: str, task_cls):
+        super().__init__(name)
+        self.task_cls = task_cls
+        self.produces_images = getattr(task_cls, "produces_images", False)
+        self.query_upsampling = getattr(task_cls, "query_upsampling", "bilinear")
+        self.config_overrides = dict(getattr(task_cls, "config_overrides", {}))
+        self.preset = getattr(task_cls, "preset", "cadnet")
+        self.shares_model_with = getattr(task_cls, "shares_model_with", None)
+
+    @property
+    def cache_name(self) -> str:
+        return self.shares_model_with or self.name
+
+    def make_task(self, config, device):
+        return self.task_cls(config, device)
