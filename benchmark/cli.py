@@ -195,10 +195,10 @@ def init_distributed(cuda: bool) -> str:
 def dispatch(args) -> int:
     from . import tables
 
-    if args.table == 1:
-        cfg = make_config(args, default_methods=["hist"])
-        paths = tables.table1(cfg)
+    if args.table is not None:
+        spec = tables.TABLES[args.table]
+        cfg = make_config(args, default_methods=list(spec.default_methods))
+        paths = tables.make_table(args.table, cfg)
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    raise UsageError(f"{'--table ' + str(args.table) if args.table else '--figure ' + args.figure}"
-                     " is not implemented yet (see the issue tracker)")
+    raise UsageError(f"--figure {args.figure} is not implemented yet (see the issue tracker)")

@@ -12,6 +12,7 @@ from datasets.loader import ImageStore, make_lr
 from datasets.protocol import Manifest
 
 from .metrics import evaluate_ranking, pairwise_distance
+from .metrics.quality import image_quality
 
 RANKS = (1, 5, 10)
 
@@ -32,10 +33,29 @@ def extract_features(method, store: ImageStore, manifest: Manifest, rows: pd.Dat
     return torch.cat(feats)
 
 
+@torch.inference_mode()
+def evaluate_recovery(method, manifest: Manifest, store: ImageStore, rows: pd.DataFrame,
+                      lr_method: str, batch_size: int = 64) -> dict:
+    """SSIM, PSNR, LPIPS of ``method.recover(LR query)`` against the HR original (Table 2)."""
+    idx = store.indices(manifest.abspaths(rows))
+    rates = torch.tensor(rows["rate"].tolist(), dtype=torch.float64)
+    recovered, originals = [], []
+    for s in range(0, len(idx), batch_size):
+        hr = store.batch(idx[s:s + batch_size])
+        recovered.append(method.recover(make_lr(hr, rates[s:s + batch_size], lr_method)))
+        originals.append(hr)
+    q = image_quality(torch.cat(recovered).clamp(0, 1), torch.cat(originals))
+    out = {"ssim": q["SSIM"].mean, "psnr": q["PSNR"].mean, "lpips": q["LPIPS"].mean}
+    if not q["LPIPS"].available:
+        out["lpips_note"] = q["LPIPS"].reason
+    return out
+
+
 def evaluate_method(method, manifest: Manifest, store: ImageStore, *, lr_method: str,
                     single_shot: bool, seed: int, subsets=("seen", "unseen"),
                     num_repeats: int = 10) -> list[dict]:
-    """One row per query subset: rank-1/5/10 and mAP in percent, plus query counts."""
+    """One row per query subset: rank-1/5/10 and mAP in percent, plus query counts; and for
+    methods that recover HR images, SSIM / PSNR / LPIPS of the recovered query images."""
     gallery = manifest.rows("gallery")
     g_feat = extract_features(method, store, manifest, gallery, lr_method)
     out = []
@@ -55,5 +75,7 @@ def evaluate_method(method, manifest: Manifest, store: ImageStore, *, lr_method:
                **{f"rank{k}": 100.0 * float(cmc[min(k, len(cmc)) - 1]) for k in RANKS},
                "mAP": 100.0 * float(res.mAP), "num_queries": int(len(query)),
                "num_valid_queries": int(res.num_valid_queries)}
+        if getattr(method, "produces_images", False):
+            row.update(evaluate_recovery(method, manifest, store, query, lr_method))
         out.append(row)
     return out

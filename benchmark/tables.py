@@ -1,9 +1,15 @@
-"""Tables of the paper, regenerated: aggregate per-trial results, write CSV, Markdown, JSON."""
+"""Tables of the paper, regenerated: aggregate per-trial results, write CSV, Markdown, JSON.
+
+Each table is a :class:`TableSpec` (data, not code): which methods it runs by default, which
+metrics it reports, on which query sets. The paper's reported values
+(``results/paper/tableN.csv``) are shown next to the reproduced ones, with the difference.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,74 +19,147 @@ from rich.table import Table
 from .provenance import atomic_write_json, atomic_write_text, base_provenance
 from .runner import RunConfig, run_methods
 
-METRICS = ["rank1", "rank5", "rank10", "mAP"]
 KEYS = ["dataset", "method", "testset"]
+PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 
 
-def aggregate(per_trial: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation (ddof=1; 0 for one trial) over trials, in percent."""
-    g = per_trial.groupby(KEYS, sort=False)
-    mean = g[METRICS].mean()
-    std = g[METRICS].std(ddof=1).fillna(0.0).add_suffix("_std")
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    title: str
+    default_methods: tuple[str, ...]
+    metrics: tuple[str, ...]
+    testsets: tuple[str, ...] = ("seen", "unseen")
+
+
+TABLE1_METHODS = ("hist", "lomo-xqda", "hr-only", "lr-aug", "bicubic", "rain", "sing",
+                  "csrgan", "cyclegan", "cadnet-f", "cadnet-g", "cadnet")
+TABLES = {
+    1: TableSpec("table1", "Table 1: cross-resolution re-ID (CMC %, mAP %)", TABLE1_METHODS,
+                 ("rank1", "rank5", "rank10", "mAP")),
+    2: TableSpec("table2", "Table 2: recovered HR images (SSIM, PSNR dB, LPIPS) and rank-1 %",
+                 ("cyclegan", "sing", "csrgan", "cadnet"), ("ssim", "psnr", "lpips", "rank1")),
+    3: TableSpec("table3", "Table 3: ablations of CAD-Net's losses",
+                 ("cadnet", "cadnet-no-adv-di", "cadnet-no-adv-df", "cadnet-no-rec",
+                  "cadnet-no-cls"), ("ssim", "psnr", "lpips", "rank1"), ("seen",)),
+}
+
+
+def aggregate(per_trial: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Mean and standard deviation (ddof=1; 0 for one trial) over trials."""
+    frame = per_trial[per_trial["testset"].isin(spec.testsets)].copy()
+    for m in spec.metrics:  # non-image methods have no SSIM/PSNR/LPIPS
+        if m not in frame:
+            frame[m] = math.nan
+    g = frame.groupby(KEYS, sort=False)
+    mean = g[list(spec.metrics)].mean()
+    std = g[list(spec.metrics)].std(ddof=1).fillna(0.0).add_suffix("_std")
     extra = g.agg(trials=("trial", "nunique"), init=("init", "first"),
                   num_queries=("num_queries", "first"))
     table = pd.concat([mean, std, extra], axis=1).reset_index()
-    cols = KEYS + METRICS + [f"{m}_std" for m in METRICS] + ["trials", "num_queries", "init"]
+    cols = KEYS + list(spec.metrics) + [f"{m}_std" for m in spec.metrics] + [
+        "trials", "num_queries", "init"]
     return table[cols].round(4)
 
 
-def to_markdown(table: pd.DataFrame, title: str, cfg: RunConfig) -> str:
-    lines = [f"# {title}", "",
-             f"protocol `{cfg.protocol}`, profile `{cfg.profile}`, seed {cfg.seed}; "
-             "mean ± std over trials, percent.", "",
-             "| dataset | method | queries | rank-1 | rank-5 | rank-10 | mAP | trials | init |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def reported(spec: TableSpec) -> pd.DataFrame:
+    """The paper's values for this table, keyed by (method, dataset, testset, metric)."""
+    path = PAPER_DIR / f"{spec.name}.csv"
+    if not path.exists():
+        return pd.DataFrame(columns=["method", "dataset", "testset", "metric", "value"])
+    paper = pd.read_csv(path)
+    paper = paper[paper["method_key"].notna()]
+    if "testset" not in paper:
+        paper["testset"] = "seen"  # Table 1 reports the seen rates {2,3,4}
+    return paper.rename(columns={"method_key": "method"})[
+        ["method", "dataset", "testset", "metric", "value"]]
+
+
+def with_reported(table: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Add ``<metric>_paper`` columns (NaN where the paper has no value)."""
+    paper = reported(spec)
+    out = table.copy()
+    for m in spec.metrics:
+        sel = paper[paper["metric"] == m]
+        vals = dict(zip(zip(sel["method"], sel["dataset"], sel["testset"]), sel["value"]))
+        out[f"{m}_paper"] = [vals.get((r.method, r.dataset, r.testset), math.nan)
+                             for r in table.itertuples(index=False)]
+    return out
+
+
+def _fmt(v: float, digits: int) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _digits(metric: str) -> int:
+    return 3 if metric in ("ssim", "lpips") else 1
+
+
+def cell(row, m: str, paper: bool = True) -> str:
+    d = _digits(m)
+    s = f"{_fmt(getattr(row, m), d)} ± {_fmt(getattr(row, m + '_std'), d)}"
+    ref = getattr(row, m + "_paper", math.nan)
+    if paper and not math.isnan(ref):
+        s += f" (paper {_fmt(ref, d)}, Δ {getattr(row, m) - ref:+.{d}f})"
+    return s
+
+
+def to_markdown(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig) -> str:
+    lines = [f"# {spec.title}", "",
+             f"protocol `{cfg.protocol}`, profile `{cfg.profile}`, seed {cfg.seed}; mean ± std "
+             "over trials; the paper's value and the difference in brackets where it has one.",
+             "", "| dataset | method | queries | " + " | ".join(spec.metrics)
+             + " | trials | init |", "|---" * (len(spec.metrics) + 5) + "|"]
     for r in table.itertuples(index=False):
-        cells = [f"{getattr(r, m):.1f} ± {getattr(r, m + '_std'):.1f}" for m in METRICS]
-        lines.append(f"| {r.dataset} | {r.method} | {r.testset} | " + " | ".join(cells)
-                     + f" | {r.trials} | {r.init} |")
+        lines.append(f"| {r.dataset} | {r.method} | {r.testset} | "
+                     + " | ".join(cell(r, m) for m in spec.metrics) + f" | {r.trials} | {r.init} |")
     return "\n".join(lines) + "\n"
 
 
-def print_table(table: pd.DataFrame, title: str) -> None:
-    t = Table(title=title)
-    for c in ["dataset", "method", "queries", "R1", "R5", "R10", "mAP", "trials"]:
-        t.add_column(c, justify="right" if c not in ("dataset", "method") else "left")
+def print_table(table: pd.DataFrame, spec: TableSpec) -> None:
+    t = Table(title=spec.title)
+    for c in ["dataset", "method", "queries", *spec.metrics, "trials"]:
+        t.add_column(c, justify="left" if c in ("dataset", "method") else "right")
     for r in table.itertuples(index=False):
         t.add_row(r.dataset, r.method, r.testset,
-                  *[f"{getattr(r, m):.1f}±{getattr(r, m + '_std'):.1f}" for m in METRICS],
-                  str(r.trials))
+                  *[cell(r, m).replace(" ± ", "±").replace(" (paper ", "\n(paper ")
+                    for m in spec.metrics], str(r.trials))
     console = Console()
     if not console.is_terminal:
-        console = Console(width=120)
+        console = Console(width=160)
     console.print(t)
 
 
-def write_table(table: pd.DataFrame, name: str, title: str, cfg: RunConfig, wall_s: float,
-                dataset_info: dict | None = None) -> dict[str, Path]:
+def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: float,
+                dataset_info: dict | None = None, notes: list[str] | None = None
+                ) -> dict[str, Path]:
     out = Path(cfg.out)
-    paths = {"csv": out / f"{name}.csv", "md": out / f"{name}.md",
-             "provenance": out / f"{name}.provenance.json"}
+    paths = {"csv": out / f"{spec.name}.csv", "md": out / f"{spec.name}.md",
+             "provenance": out / f"{spec.name}.provenance.json"}
     atomic_write_text(paths["csv"], table.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(paths["md"], to_markdown(table, title, cfg))
+    atomic_write_text(paths["md"], to_markdown(table, spec, cfg))
     atomic_write_json(paths["provenance"], {
-        **base_provenance(cfg.device), "table": name, "datasets": cfg.datasets,
+        **base_provenance(cfg.device), "table": spec.name, "datasets": cfg.datasets,
         "methods": cfg.methods, "protocol": cfg.protocol, "profile": cfg.profile,
         "seed": cfg.seed, "trials": {d: cfg.num_trials(d) for d in cfg.datasets},
         "backbone_init": sorted(set(table["init"])), "lr_method": cfg.lr_method,
         "input_size": list(cfg.input_size), "wall_time_s": round(wall_s, 2),
         "eval": "single-shot CMC, 10 gallery draws, same id+camera removed"
                 if cfg.protocol == "paper" else "multi-shot CMC, same id+camera removed",
+        "notes": notes or [], "reported_values": str(PAPER_DIR / f"{spec.name}.csv"),
         "dataset_info": dataset_info or {}, "config": asdict(cfg)})
     return paths
 
 
-def table1(cfg: RunConfig) -> dict[str, Path]:
-    """Table 1: CMC rank-1/5/10 (+ mAP) of every method on every dataset."""
+def make_table(number: int, cfg: RunConfig) -> dict[str, Path]:
+    """Run (or reuse) every method of table ``number`` and write its files."""
+    spec = TABLES[number]
     t0 = time.perf_counter()
     per_trial = run_methods(cfg)
-    table = aggregate(per_trial)
-    title = "Table 1: cross-resolution re-ID"
-    print_table(table, title)
-    return write_table(table, "table1", title, cfg, time.perf_counter() - t0,
-                       per_trial.attrs.get("datasets"))
+    table = with_reported(aggregate(per_trial, spec), spec)
+    notes = sorted({n for n in per_trial.get("lpips_note", pd.Series(dtype=str)).dropna()})
+    print_table(table, spec)
+    for n in notes:
+        Console(stderr=True).print(f"[yellow]note: LPIPS unavailable: {n}")
+    return write_table(table, spec, cfg, time.perf_counter() - t0,
+                       per_trial.attrs.get("datasets"), [f"LPIPS: {n}" for n in notes])
