@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how LR images are down-sampled before bilinear up-sampling")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="skip (and count) unreadable images instead of stopping")
+    p.add_argument("--synthetic-ids", type=int,
+                   help="identities of SynthMLR (default 200: 100 train / 100 test)")
     p.add_argument("--retrain", action="store_true",
                    help="train again even where a cached model for the same settings exists")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
@@ -162,13 +164,20 @@ def make_config(args, default_methods: list[str]):
     pretrained = args.pretrained or profile.pretrained
     check_writable(args.out)
     datasets = resolve_datasets(args.datasets, args.data_root)
+    if args.synthetic_ids is not None:
+        if "synthetic" not in datasets:
+            raise UsageError("--synthetic-ids only applies to --datasets synthetic")
+        if args.synthetic_ids < 16:
+            raise UsageError(f"--synthetic-ids must be at least 16, got {args.synthetic_ids}")
     return RunConfig(
         datasets=datasets, methods=resolve_methods(args.methods, default_methods),
         data_root=args.data_root, out=args.out, protocol=args.protocol,
         authors_lists=args.authors_lists, profile=profile_name,
         input_size=tuple(profile.input_size), seed=args.seed, trials=args.trials,
         lr_method=args.lr_method, pretrained=pretrained, skip_bad_images=args.skip_bad_images,
-        device=init_distributed(cuda), extra={"retrain": args.retrain})
+        device=init_distributed(cuda), extra={"retrain": args.retrain},
+        dataset_options={"synthetic": {"num_ids": args.synthetic_ids}} if args.synthetic_ids
+        else {})
 
 
 def init_distributed(cuda: bool) -> str:
@@ -201,4 +210,12 @@ def dispatch(args) -> int:
         paths = tables.make_table(args.table, cfg)
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    raise UsageError(f"--figure {args.figure} is not implemented yet (see the issue tracker)")
+    from .figures import FIGURES
+
+    make, default = FIGURES[args.figure]
+    cfg = make_config(args, default_methods=list(default or tables.TABLE1_METHODS))
+    if args.figure == "4" and args.methods:
+        raise UsageError("--figure 4 always compares cadnet with cadnet-no-adv-df: drop --methods")
+    paths = make(cfg)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+    return 0

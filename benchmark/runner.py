@@ -45,6 +45,7 @@ class RunConfig:
     pretrained: str = "none"
     skip_bad_images: bool = False
     device: str = "cpu"
+    dataset_options: dict = field(default_factory=dict)  # e.g. {"synthetic": {"num_ids": 24}}
     extra: dict = field(default_factory=dict)
 
     @property
@@ -62,11 +63,18 @@ def result_path(cfg: RunConfig, dataset: str, method: str, trial: int) -> Path:
             / f"seed{cfg.seed}-trial{trial}.json")
 
 
+EVAL_VERSION = 2  # bump when evaluation changes what a stored result holds
+
+
 def result_key(cfg: RunConfig, dataset: str, method: str, trial: int, manifest: Manifest) -> dict:
     """What a stored result must match to be reused."""
-    return {"dataset": dataset, "method": method, "trial": trial, "seed": cfg.seed,
+    from .learned import MODEL_CODE_VERSION
+
+    return {"eval_version": EVAL_VERSION, "model_code_version": MODEL_CODE_VERSION,
+            "dataset": dataset, "method": method, "trial": trial, "seed": cfg.seed,
             "protocol": cfg.protocol, "profile": cfg.profile, "input_size": list(cfg.input_size),
             "lr_method": cfg.lr_method, "pretrained": cfg.pretrained,
+            "dataset_options": cfg.dataset_options.get(dataset, {}),
             "manifest_sha256": manifest.meta["sha256"]}
 
 
@@ -93,11 +101,24 @@ def drop_bad_images(cfg: RunConfig, ds):
     return ds
 
 
+def fit_method(name: str, manifest: Manifest, store: ImageStore, cfg: RunConfig):
+    """A method fitted on the manifest's training rows (a cached model is reused)."""
+    method = get_method_factory(name)()
+    method.fit(manifest=manifest, store=store, cfg=cfg)
+    return method
+
+
+def load_checked(cfg: RunConfig, name: str):
+    """Dataset ``name`` with unreadable images handled as the flags say."""
+    return drop_bad_images(cfg, load_dataset(name, cfg.data_root, cache_dir=cfg.cache_dir,
+                                             **cfg.dataset_options.get(name, {})))
+
+
 def run_methods(cfg: RunConfig) -> pd.DataFrame:
     """Every (dataset, trial, method) result as one row each (testset rows per query set)."""
     rows, info = [], {}
     for name in cfg.datasets:
-        ds = drop_bad_images(cfg, load_dataset(name, cfg.data_root, cache_dir=cfg.cache_dir))
+        ds = load_checked(cfg, name)
         info[name] = {"root": str(ds.root), "excluded": ds.excluded, "notes": ds.notes}
         for trial in range(cfg.num_trials(name)):
             manifest = open_manifest(cfg, ds, trial)
@@ -105,13 +126,13 @@ def run_methods(cfg: RunConfig) -> pd.DataFrame:
             for method_name in cfg.methods:
                 path = result_path(cfg, name, method_name, trial)
                 key = result_key(cfg, name, method_name, trial, manifest)
-                if path.exists() and (old := json.loads(path.read_text())).get("key") == key:
+                if (path.exists() and not cfg.extra.get("retrain")
+                        and (old := json.loads(path.read_text())).get("key") == key):
                     rows += old["rows"]
                     continue
                 store = store or image_store(cfg, manifest)
                 t0 = time.perf_counter()
-                method = get_method_factory(method_name)()
-                method.fit(manifest=manifest, store=store, cfg=cfg)
+                method = fit_method(method_name, manifest, store, cfg)
                 res = evaluate_method(method, manifest, store, lr_method=cfg.lr_method,
                                       single_shot=cfg.protocol == "paper", seed=cfg.seed + trial)
                 wall = time.perf_counter() - t0
