@@ -159,11 +159,18 @@ def make_config(args, default_methods: list[str]):
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {args.trials}")
     cuda = torch.cuda.is_available()
-    profile_name = args.profile or ("paper" if cuda else "cpu")
+    datasets = resolve_datasets(args.datasets, args.data_root)
+    no_data_default = args.datasets is None and datasets == ["synthetic"]
+    profile_name = args.profile or ("smoke" if no_data_default else "paper" if cuda else "cpu")
+    trials = args.trials if args.trials is not None or not no_data_default else 1
+    if no_data_default:
+        console.print(f"[bold yellow]SynthMLR default run:[/] 200 identities (100 train / 100 "
+                      f"test), profile '{profile_name}', {trials} trial(s), seed {args.seed}; "
+                      "sized to finish within about 10 minutes on 2 CPU cores. Its numbers "
+                      "show the harness working, not the paper's results.")
     profile = get_profile(profile_name)
     pretrained = args.pretrained or profile.pretrained
     check_writable(args.out)
-    datasets = resolve_datasets(args.datasets, args.data_root)
     if args.synthetic_ids is not None:
         if "synthetic" not in datasets:
             raise UsageError("--synthetic-ids only applies to --datasets synthetic")
@@ -173,7 +180,7 @@ def make_config(args, default_methods: list[str]):
         datasets=datasets, methods=resolve_methods(args.methods, default_methods),
         data_root=args.data_root, out=args.out, protocol=args.protocol,
         authors_lists=args.authors_lists, profile=profile_name,
-        input_size=tuple(profile.input_size), seed=args.seed, trials=args.trials,
+        input_size=tuple(profile.input_size), seed=args.seed, trials=trials,
         lr_method=args.lr_method, pretrained=pretrained, skip_bad_images=args.skip_bad_images,
         device=init_distributed(cuda), extra={"retrain": args.retrain},
         dataset_options={"synthetic": {"num_ids": args.synthetic_ids}} if args.synthetic_ids
