@@ -120,6 +120,9 @@ def test_two_process_data_parallel_equals_one_process_on_the_same_global_batch(s
     # reference: one process, the global batch as two micro-batches, gradients averaged
     import benchmark.engine as engine
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers: same kernels, same summation order
+
     task = CADNetTask(smoke_config(small_viper.num_classes))
     from benchmark.losses.cadnet import cadnet_losses
 
@@ -140,7 +143,10 @@ def test_two_process_data_parallel_equals_one_process_on_the_same_global_batch(s
         return {k: v.detach() for k, v in outs[0][0].items()}
 
     task.train_step = micro_step
-    engine.train(task, small_viper, epochs=1, ids_per_batch=4, instances_per_id=4, seed=5)
+    try:
+        engine.train(task, small_viper, epochs=1, ids_per_batch=4, instances_per_id=4, seed=5)
+    finally:
+        torch.set_num_threads(threads)
     # parameters agree; BN running statistics differ by design (they follow rank 0's half)
     params = dict(task.model.named_parameters())
     init = CADNetTask(smoke_config(small_viper.num_classes)).model.state_dict()
