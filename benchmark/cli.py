@@ -140,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"run_all.py: error: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:
+        from .figures import FigureError
+        from .methods import UnknownMethod
+
+        if not isinstance(e, FigureError | UnknownMethod):
+            raise
+        print(f"run_all.py: error: {e}", file=sys.stderr)
+        return 2
     except (datasets.DatasetError, PermissionError) as e:
         print(f"run_all.py: error: {e}", file=sys.stderr)
         return 2

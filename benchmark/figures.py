@@ -62,7 +62,10 @@ def _trial0(cfg: RunConfig, dataset: str):
     return manifest, image_store(cfg, manifest)
 
 
-@torch.inference_mode()
+class FigureError(ValueError):
+    """The figure cannot be made from the given methods (a usage error)."""
+
+
 def figure3(cfg: RunConfig, persons: int = 6) -> list[Path]:
     """Recovered images: rows = persons, column blocks = LR input, then each method."""
     t0, paths = time.perf_counter(), []
@@ -71,7 +74,7 @@ def figure3(cfg: RunConfig, persons: int = 6) -> list[Path]:
         methods = {m: fit_method(m, manifest, store, cfg) for m in cfg.methods}
         methods = {m: meth for m, meth in methods.items() if meth.produces_images}
         if not methods:
-            raise ValueError(f"none of {cfg.methods} recovers images; Figure 3 needs one of "
+            raise FigureError(f"none of {cfg.methods} recovers images; Figure 3 needs one of "
                              f"{', '.join(FIGURE3_METHODS)}")
         query = manifest.rows("query", "seen").sort_values("pid").head(persons)
         hr = store.batch(store.indices(manifest.abspaths(query)))
@@ -81,7 +84,8 @@ def figure3(cfg: RunConfig, persons: int = 6) -> list[Path]:
                                  squeeze=False)
         for b, (name, fn) in enumerate(blocks.items()):
             for j, r in enumerate(FIGURE3_RATES):
-                images = fn(make_lr(hr, [r] * len(hr), cfg.lr_method)).clamp(0, 1)
+                with torch.inference_mode():
+                    images = fn(make_lr(hr, [r] * len(hr), cfg.lr_method)).clamp(0, 1)
                 for i in range(len(hr)):
                     ax = axes[i, b * len(FIGURE3_RATES) + j]
                     ax.imshow(images[i].permute(1, 2, 0).numpy())
@@ -119,7 +123,8 @@ def figure4(cfg: RunConfig, identities: int = 15) -> list[Path]:
         ablated = fit_method("cadnet-no-adv-df", manifest, store, cfg)
         full = fit_method("cadnet", manifest, store, cfg)
         test = pd.concat([manifest.rows("query", "seen"), manifest.rows("gallery")])
-        ids = np.random.default_rng(cfg.seed).choice(sorted(set(test["pid"])), identities,
+        available = sorted(set(test["pid"]))
+        ids = np.random.default_rng(cfg.seed).choice(available, min(identities, len(available)),
                                                      replace=False)
         test = test[test["pid"].isin(ids)].drop_duplicates("path").sort_values(["pid", "path"])
         hr = store.batch(store.indices(manifest.abspaths(test)))
@@ -148,7 +153,7 @@ def figure4(cfg: RunConfig, identities: int = 15) -> list[Path]:
             ax.set_title(title, fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.suptitle(f"Figure 4: t-SNE of w = GAP(f), {identities} test identities of {dataset}, "
+        fig.suptitle(f"Figure 4: t-SNE of w = GAP(f), {len(ids)} test identities of {dataset}, "
                      f"rates {FIGURE3_RATES}", fontsize=10)
         paths.append(save_png(fig, Path(cfg.out) / f"figure4_{dataset}.png"))
         atomic_write_json(Path(cfg.out) / f"figure4_{dataset}.provenance.json",

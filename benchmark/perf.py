@@ -12,16 +12,54 @@ Commands:
   plus the process high-water mark ``resource.getrusage(RUSAGE_SELF).ru_maxrss``.
   ``--out DIR`` writes ``DIR/perf.csv`` (columns name, value, unit).
 
-Other commands (training, loader throughput ...) are added as further subparsers.
+* ``train``: training speed of one engine step (``task.train_step``) per (profile,
+  method) on random images in [0, 1] at the profile's input size, batch P x K HR + LR as
+  the profile says (32 + 32 for ``paper`` and ``cpu``), built exactly as the runner does
+  (``make_config(profile, preset, num_classes=316, pretrained="none")``; CADNetTask for the
+  CAD-Net presets, ``TaskMethod(name, task_cls).make_task`` for the engine baselines of
+  ``benchmark.methods._TASKS``). One warm-up step, then N timed steps (default 3 for
+  ``paper``, 5 otherwise). Reported: training images/s (HR + LR images fed per step / mean
+  seconds per step; ``hr-only`` ignores the LR half, so it *processes* half of them),
+  seconds per step (mean and best), peak VmRSS (sampled as in ``eval``) over the warm-up
+  and timed steps, both absolute and above the VmRSS before the task was built (model,
+  gradients, optimiser state and activations at this batch: the training memory estimate
+  on CPU), FLOPs of one whole step (forward + backward of every network, all optimisers)
+  counted by ``torch.utils.flop_counter.FlopCounterMode`` around the warm-up step and
+  divided by the images fed, the forward FLOPs per image of the test feature extraction
+  (``model.extract_features`` in eval mode), the float32 ``torch.mm`` peak of this machine
+  measured in the same run with the same thread count (best of several n x n products,
+  measured before and after the training measurements; the larger is used), and the
+  achieved fraction (step FLOPs / mean step seconds) / peak. FlopCounterMode counts
+  convolutions and matrix products (2 FLOPs per multiply-add) and nothing else (batch norm,
+  activations, pooling, losses and optimiser updates are not counted), so the fraction
+  is that of the counted work. ``--profile-ops`` adds a ``torch.profiler`` pass over 2
+  steps: share of self CPU time in convolution ops vs matrix products vs everything else.
+* ``loader``: the data path alone on the real VIPeR images (``--data-root``): manifest
+  (``get_manifest`` into a temp dir), ``ImageStore`` built twice (first decode, which also
+  writes the .npy cache, then from that cache), then ``--batches`` steps of batch assembly
+  exactly as the engine does it (``TrainData`` + ``IdentitySampler`` per epoch +
+  ``make_batch`` with LR synthesis and flips). ``--compare-train`` also measures a few
+  CAD-Net training steps of the same profile in the same run and reports the ratio.
+* ``all``: ``eval``, ``train`` (``cpu`` profile; ``--with-paper`` adds ``paper``) and
+  ``loader`` in one run, one perf.csv; eval rows are prefixed ``eval_`` there and the
+  loader's ratio uses the cpu CAD-Net training speed measured by ``train`` in the run.
+
+Every timed command prints the 1-minute load average before each measurement (and a
+row ``*_load1``): on a shared machine other jobs make timings noisy (slower) and the
+output says so when the load exceeds the torch thread count.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gc
+import importlib
+import math
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +97,7 @@ class _PeakRSS:
     def __init__(self, interval: float = 0.005):
         self.interval = interval
         self.peak_delta: int | None = None
+        self.peak: int | None = None  # absolute peak VmRSS in bytes
 
     def __enter__(self):
         self._start = _rss_bytes()
@@ -84,6 +123,7 @@ class _PeakRSS:
             if v is not None:
                 self._peak = max(self._peak, v)
             self.peak_delta = self._peak - self._start
+            self.peak = self._peak
         return False
 
 
@@ -184,6 +224,433 @@ def run_eval(args) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------------------------
+# helpers shared by the timed commands
+
+
+def _load_check(what: str) -> float:
+    """Print the 1-minute load average before a measurement; warn when the machine is busy."""
+    load, cores, threads = os.getloadavg()[0], os.cpu_count() or 1, torch.get_num_threads()
+    print(f"  load average before {what}: {load:.2f} (1 min; {cores} cores, torch threads "
+          f"{threads})")
+    if load > max(1.0, 0.5 * cores):
+        print(f"  NOTE: load {load:.2f} on {cores} cores: other jobs are running (the 1-min "
+              "average also holds this run's own previous measurement); the timings below "
+              "are noisy and likely slower than on an idle machine")
+        if threads > 1 and not os.environ.get("OMP_WAIT_POLICY"):
+            print("  NOTE: OMP_WAIT_POLICY is unset: with other multi-threaded jobs on these "
+                  "cores, OpenMP spin-waiting can make multi-threaded torch many times slower "
+                  "(measured here: batch assembly 170 vs 3,200 images/s with "
+                  "OMP_WAIT_POLICY=PASSIVE); compare --threads 1 or OMP_WAIT_POLICY=PASSIVE")
+    return load
+
+
+def _print_rows(rows: list[Row]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'name':<{width}}  {'value':>14}  unit")
+    for name, value, unit in rows:
+        print(f"{name:<{width}}  {value:>14.6g}  {unit}")
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Float32 ``torch.mm`` throughput of an n x n product (GFLOP/s, 2 n^3 FLOPs), best of
+    ``repeats`` after one warm-up, with torch's current thread count: this machine's
+    practical matmul peak."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    best = math.inf
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+# --------------------------------------------------------------------------------------------
+# train
+
+
+class MethodUnavailable(RuntimeError):
+    """The method's task class cannot be imported (its module is missing or broken)."""
+
+
+def make_task(profile: str, method: str, num_classes: int = 316):
+    """The engine task of ``method`` as the runner builds it, random init, on the CPU."""
+    from .learned import CADNetTask, TaskMethod
+    from .methods import _TASKS, CADNET_PRESETS, known_methods
+    from .profiles import make_config
+
+    if method in CADNET_PRESETS:
+        return CADNetTask(make_config(profile, method, num_classes=num_classes,
+                                      pretrained="none"), "cpu")
+    if method not in _TASKS:
+        raise ValueError(f"{method!r} is not an engine-trained method; known: "
+                         f"{', '.join(m for m in known_methods() if m in _TASKS or m in CADNET_PRESETS)}")
+    module, attr = _TASKS[method].split(":")
+    try:
+        task_cls = getattr(importlib.import_module(module), attr)
+    except Exception as e:  # a missing or half-written module: skip, say why
+        raise MethodUnavailable(f"{module} not available ({type(e).__name__}: {e})") from e
+    tm = TaskMethod(method, task_cls)
+    config = make_config(profile, tm.preset, num_classes=num_classes, pretrained="none",
+                         **tm.config_overrides)
+    return tm.make_task(config, "cpu")
+
+
+def random_batch(config, seed: int = 0):
+    """One step's batch as the engine makes it, from random images in [0, 1]: P x K HR
+    images, lr_batch LR images (synthetic LR of random targets at the profile's rates)."""
+    from datasets.loader import make_lr
+
+    from .losses.cadnet import CrossResolutionBatch
+
+    g = torch.Generator().manual_seed(seed)
+    H, W = config.input_size
+    k = config.instances_per_id
+
+    def pids(n):
+        return torch.randperm(config.num_classes, generator=g)[:n // k].repeat_interleave(k)
+
+    hr = torch.rand(config.batch_size, 3, H, W, generator=g)
+    target = torch.rand(config.lr_batch, 3, H, W, generator=g)
+    rates = torch.tensor(config.lr_rates, dtype=torch.float64)[
+        torch.randint(len(config.lr_rates), (config.lr_batch,), generator=g)]
+    lr = make_lr(target, rates, config.lr_method)
+    return CrossResolutionBatch(hr, pids(config.batch_size), lr, pids(config.lr_batch), target)
+
+
+def _op_kind(name: str) -> str:
+    n = name.lower()
+    if "conv" in n:  # aten::convolution, aten::_convolution, aten::mkldnn_convolution,
+        return "conv"  # aten::convolution_backward, ConvolutionBackward0, slow_conv ...
+    if n.split("::")[-1] in ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "addmv",
+                             "mv", "dot") or "mmbackward" in n or "addmmbackward" in n:
+        return "matmul"
+    return "other"
+
+
+def profile_ops(task, batch, steps: int = 2, top: int = 8) -> dict[str, float]:
+    """Shares of self CPU time by op kind over ``steps`` train steps (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            task.train_step(batch)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    shares = {"conv": 0.0, "matmul": 0.0, "other": 0.0}
+    for e in events:
+        shares[_op_kind(e.key)] += e.self_cpu_time_total / total
+    print(f"  torch.profiler over {steps} steps, self CPU time: convolution ops "
+          f"{shares['conv']:.1%}, matmul {shares['matmul']:.1%}, everything else "
+          f"{shares['other']:.1%}; top ops:")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
+        print(f"    {e.self_cpu_time_total / total:6.1%}  {e.key}  ({_op_kind(e.key)})")
+    return shares
+
+
+def measure_train(profile: str, method: str, steps: int, *, num_classes: int = 316,
+                  count_flops: bool = True, ops: bool = False, threads: int = 0,
+                  budget_s: float = 0.0) -> dict[str, float]:
+    """Warm-up step (FLOP-counted when ``count_flops``) + ``steps`` timed train steps.
+
+    ``budget_s`` > 0 caps the timed steps at what fits in that many seconds at the warm-up
+    step's speed (at least 1; said when it happens)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if threads:
+        torch.set_num_threads(threads)
+    gc.collect()
+    rss_before = _rss_bytes()
+    task = make_task(profile, method, num_classes)
+    batch = random_batch(task.config)
+    images = len(batch.hr_images) + len(batch.lr_images)
+    res: dict[str, float] = {"images_per_step": images}
+    load = _load_check(f"{profile}/{method}")
+    times = []
+    with _PeakRSS() as mem:
+        t0 = time.perf_counter()
+        if count_flops:
+            with FlopCounterMode(display=False) as fc:
+                task.train_step(batch)  # the warm-up step, counted
+            res["flops_per_step"] = float(fc.get_total_flops())
+        else:
+            task.train_step(batch)
+        t_warm = time.perf_counter() - t0
+        if budget_s > 0 and steps * t_warm > budget_s:
+            fit = max(1, int(budget_s // t_warm))
+            if fit < steps:
+                print(f"  warm-up step took {t_warm:.1f} s: timing {fit} step(s) instead of "
+                      f"{steps} to stay within the {budget_s:.0f} s budget (--step-budget)")
+                steps = fit
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            task.train_step(batch)
+            times.append(time.perf_counter() - t0)
+    print(f"  warm-up {t_warm:.2f} s; timed steps (s): {', '.join(f'{t:.2f}' for t in times)}")
+    res.update(load1=load, seconds_per_step=sum(times) / len(times), warmup_seconds=t_warm,
+               seconds_per_step_best=min(times), timed_steps=len(times),
+               threads=torch.get_num_threads())
+    res["images_per_s"] = images / res["seconds_per_step"]
+    if mem.peak is not None and rss_before is not None:
+        res["rss_before_task"] = _mib(rss_before)
+        res["peak_rss"] = _mib(mem.peak)
+        res["peak_rss_above_pre_task"] = _mib(mem.peak - rss_before)
+    if count_flops:
+        model = task.model
+        model.eval()
+        x = batch.hr_images[:2]
+        with FlopCounterMode(display=False) as fc:
+            model.extract_features(x)
+        model.train()
+        res["test_feature_flops_per_image"] = fc.get_total_flops() / len(x)
+    if ops:
+        res.update({f"{k}_share": v for k, v in profile_ops(task, batch).items()})
+    del task, batch
+    gc.collect()
+    return res
+
+
+def _measure_isolated(**kwargs) -> dict[str, float]:
+    """:func:`measure_train` in a fresh (spawned) process, so that its VmRSS holds only this
+    task (memory freed by an earlier task is not reused and hidden) and no state carries
+    over from one measurement to the next."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(measure_train, kwds=kwargs)
+
+
+def run_train(args) -> list[Row]:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profiles = [p for p in args.profiles.split(",") if p]
+    methods = [m for m in args.methods.split(",") if m]
+    from .methods import _TASKS, CADNET_PRESETS
+    from .profiles import get_profile
+
+    for prof in profiles:
+        get_profile(prof)  # unknown names fail now, before any measurement
+    bad = [m for m in methods if m not in _TASKS and m not in CADNET_PRESETS]
+    if bad:
+        raise ValueError(f"not engine-trained method(s) {bad}; known: "
+                         f"{', '.join((*CADNET_PRESETS, *_TASKS))}")
+    threads = torch.get_num_threads()
+    print(f"machine: {os.cpu_count()} CPU cores, torch threads {threads}, torch "
+          f"{torch.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
+          f"batches of random images in [0, 1], num_classes "
+          f"{args.num_classes}, pretrained=none")
+    _load_check("matmul peak")
+    peak0 = matmul_peak_gflops(args.matmul_size, args.matmul_repeats)
+    print(f"  float32 torch.mm {args.matmul_size}x{args.matmul_size}, best of "
+          f"{args.matmul_repeats}: {peak0:.1f} GFLOP/s")
+    results: dict[tuple[str, str], dict] = {}
+    skipped = []
+    for prof in profiles:
+        for method in methods:
+            steps = args.steps or (3 if prof == "paper" else 5)
+            print(f"[{prof} / {method}] warm-up 1 step (FLOP-counted) + {steps} timed steps")
+            measure = measure_train if args.in_process else _measure_isolated
+            try:
+                r = measure(profile=prof, method=method, steps=steps,
+                            num_classes=args.num_classes, ops=args.profile_ops,
+                            threads=threads, budget_s=args.step_budget)
+            except MethodUnavailable as e:
+                print(f"  SKIPPED {prof}/{method}: {e}")
+                skipped.append((prof, method, str(e)))
+                continue
+            results[prof, method] = r
+            print(f"  {r['images_per_s']:.1f} images/s, {r['seconds_per_step']:.3f} s/step "
+                  f"(best {r['seconds_per_step_best']:.3f}), "
+                  f"{r['flops_per_step'] / r['images_per_step'] / 1e9:.2f} GFLOP/image, "
+                  f"peak RSS {r.get('peak_rss', math.nan):.0f} MiB")
+    _load_check("matmul peak (again)")
+    peak1 = matmul_peak_gflops(args.matmul_size, args.matmul_repeats)
+    peak = max(peak0, peak1)
+    print(f"  float32 torch.mm again: {peak1:.1f} GFLOP/s; peak used: {peak:.1f} GFLOP/s")
+
+    rows: list[Row] = [("train_torch_threads", threads, "threads"),
+                       ("train_matmul_size", args.matmul_size, "n"),
+                       ("train_matmul_peak_before", peak0, "GFLOP/s"),
+                       ("train_matmul_peak_after", peak1, "GFLOP/s"),
+                       ("train_matmul_peak", peak, "GFLOP/s")]
+    for (prof, method), r in results.items():
+        n = f"train_{prof}_{method}_"
+        achieved = r["flops_per_step"] / r["seconds_per_step"] / 1e9
+        rows += [(n + "load1", r["load1"], "load"),
+                 (n + "timed_steps", r["timed_steps"], "steps"),
+                 (n + "images_per_step", r["images_per_step"], "images"),
+                 (n + "images_per_s", r["images_per_s"], "images/s"),
+                 (n + "seconds_per_step", r["seconds_per_step"], "s"),
+                 (n + "seconds_per_step_best", r["seconds_per_step_best"], "s"),
+                 (n + "warmup_seconds", r["warmup_seconds"], "s"),
+                 (n + "rss_before_task", r.get("rss_before_task", math.nan), "MiB"),
+                 (n + "peak_rss", r.get("peak_rss", math.nan), "MiB"),
+                 (n + "peak_rss_above_pre_task", r.get("peak_rss_above_pre_task", math.nan),
+                  "MiB"),
+                 (n + "gflop_per_step", r["flops_per_step"] / 1e9, "GFLOP"),
+                 (n + "gflop_per_image", r["flops_per_step"] / r["images_per_step"] / 1e9,
+                  "GFLOP/image"),
+                 (n + "test_feature_gflop_per_image", r["test_feature_flops_per_image"] / 1e9,
+                  "GFLOP/image"),
+                 (n + "achieved_gflops", achieved, "GFLOP/s"),
+                 (n + "peak_fraction", achieved / peak, "fraction")]
+        rows += [(n + k, r[k], "fraction") for k in ("conv_share", "matmul_share", "other_share")
+                 if k in r]
+    if rows:
+        _print_rows(rows)
+    print("images/s = (HR + LR images fed per step) / mean seconds per step (hr-only ignores "
+          "the LR half: it processes half of them). GFLOP = convolutions + matrix products of "
+          "the whole step (forward + backward of every network) counted by FlopCounterMode, "
+          "2 FLOPs per multiply-add; batch norm, activations, pooling, losses and optimiser "
+          "updates are not counted. peak_fraction = (GFLOP per step / mean s per step) / "
+          "float32 torch.mm peak of this run.")
+    print("memory: peak_rss = peak VmRSS (sampled every 5 ms from /proc/self/status) over the "
+          "warm-up and timed steps; peak_rss_above_pre_task = that minus VmRSS before the "
+          "task was built (model + gradients + optimiser state + activations at this batch, "
+          "on CPU, float32) " + ("in this process (a previous measurement's freed heap may "
+                                 "be reused: the growth can be understated)" if args.in_process
+                                 else "in a fresh process per (profile, method)"))
+    for prof, method, why in skipped:
+        print(f"skipped {prof}/{method}: {why}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (1 min)")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# loader
+
+
+def _default_data_root() -> Path:
+    shared = os.environ.get("MLR_SHARED")
+    return Path(shared) / "data" if shared else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def run_loader(args, train_images_per_s: float | None = None) -> list[Row]:
+    """Data-path throughput; the ratio to training uses ``train_images_per_s`` if given, else
+    a measurement of this run when ``args.compare_train``."""
+    from datasets import load_dataset
+    from datasets.loader import ImageStore
+    from datasets.protocol import ProtocolOptions, get_manifest
+
+    from .engine import IdentitySampler, TrainData, epoch_generator, make_batch
+    from .profiles import make_config
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = make_config(args.profile, "cadnet", num_classes=316, pretrained="none")
+    size, k = tuple(config.input_size), config.instances_per_id
+    print(f"machine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; profile {args.profile}: {size[0]}x{size[1]}, batch {config.batch_size} HR + "
+          f"{config.lr_batch} LR, rates {config.lr_rates}, {config.lr_method}")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="mlr-perf-") as tmp:
+        tmp = Path(tmp)
+        ds = load_dataset("viper", args.data_root, cache_dir=tmp / "cache")
+        if args.ids:
+            ds.images = [r for r in ds.images if r.pid < args.ids]
+        manifest = get_manifest(ds, trial=0, seed=args.seed, manifest_dir=tmp / "manifests",
+                                options=ProtocolOptions())
+        paths = manifest.abspaths(manifest.frame.drop_duplicates("path"))
+        n_img = len(paths)
+        print(f"VIPeR under {args.data_root}: {n_img} distinct images in the manifest")
+        load = _load_check("decoding")
+        _, t_decode, _ = _timed(ImageStore, paths, size, cache_dir=tmp / "images")
+        cache_file = next((tmp / "images").glob("*.npy"))
+        cache_mib = _mib(cache_file.stat().st_size)
+        arr = np.load(cache_file)
+        t0 = time.perf_counter()
+        np.save(tmp / "write-test.npy", arr)  # what the first construction's cache write costs
+        t_write = time.perf_counter() - t0
+        del arr
+        store, t_cache, _ = _timed(ImageStore, paths, size, cache_dir=tmp / "images")
+        rows += [("loader_load1", load, "load"),
+                 ("loader_store_images", n_img, "images"),
+                 ("loader_decode_time", t_decode, "s"),
+                 ("loader_decode_images_per_s", n_img / t_decode, "images/s"),
+                 ("loader_cache_write_time", t_write, "s"),
+                 ("loader_cache_size", cache_mib, "MiB"),
+                 ("loader_store_from_cache_time", t_cache, "s")]
+
+        data = TrainData.from_manifest(manifest, store)
+        hr_s = IdentitySampler(data.labels, config.ids_per_batch, k)
+        lr_s = IdentitySampler(data.labels, config.lr_batch // k, k)
+        print(f"training split: {len(data.labels)} HR images, {data.num_classes} identities, "
+              f"{hr_s.steps} steps per epoch")
+
+        def assemble(n_batches: int) -> int:
+            done = images = epoch = 0
+            while done < n_batches:
+                g = epoch_generator(args.seed, epoch)
+                for hp, lp in zip(hr_s.batches(g), lr_s.batches(g)):
+                    b = make_batch(data, hp, lp, config.lr_rates, config.lr_method, g, "cpu")
+                    images += len(b.hr_images) + len(b.lr_images)
+                    done += 1
+                    if done == n_batches:
+                        break
+                epoch += 1
+            return images
+
+        assemble(1)  # warm-up
+        load = _load_check(f"{args.batches} batches of assembly")
+        images, t_batches, _ = _timed(assemble, args.batches)
+        loader_ips = images / t_batches
+        rows += [("loader_batches_load1", load, "load"),
+                 ("loader_batches", args.batches, "batches"),
+                 ("loader_seconds_per_batch", t_batches / args.batches, "s"),
+                 ("loader_images_per_s", loader_ips, "images/s")]
+    if train_images_per_s is None and args.compare_train:
+        print(f"[{args.profile} / cadnet] training for comparison: warm-up 1 + "
+              f"{args.train_steps} timed steps")
+        r = measure_train(args.profile, "cadnet", args.train_steps, count_flops=False,
+                          budget_s=60.0)
+        train_images_per_s = r["images_per_s"]
+        rows += [("loader_compare_train_load1", r["load1"], "load"),
+                 ("loader_compare_train_images_per_s", train_images_per_s, "images/s")]
+    if train_images_per_s is not None:
+        rows += [("loader_over_train_images_per_s", loader_ips / train_images_per_s, "x"),
+                 ("loader_time_share_of_train_step", train_images_per_s / loader_ips,
+                  "fraction")]
+    _print_rows(rows)
+    print(f"decode (first ImageStore construction, incl. writing the {cache_mib:.0f} MiB .npy "
+          f"cache, ~{t_write:.2f} s of it): {t_decode:.2f} s; from the .npy cache (second "
+          f"construction): {t_cache:.3f} s")
+    print(f"batch assembly as the engine does it (IdentitySampler per epoch + make_batch: "
+          f"uint8 -> float, flips, LR synthesis): {loader_ips:.0f} images/s")
+    if train_images_per_s is not None:
+        print(f"{args.profile} CAD-Net training: {train_images_per_s:.1f} images/s -> the data "
+              f"path is {loader_ips / train_images_per_s:.0f}x faster, i.e. "
+              f"{train_images_per_s / loader_ips:.1%} of a training step if run serially")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (1 min)")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# all
+
+
+def run_all(args) -> list[Row]:
+    parser = build_parser()
+    common = ["--threads", str(args.threads)]
+    print("=== eval ===")
+    rows = [("eval_" + n, v, u) for n, v, u in run_eval(parser.parse_args(
+        ["eval", "--reference-queries", str(args.reference_queries), *common]))]
+    print("=== train ===")
+    profiles = "cpu,paper" if args.with_paper else "cpu"
+    train_rows = run_train(parser.parse_args(
+        ["train", "--profiles", profiles, "--methods", args.methods, *common]
+        + (["--profile-ops"] if args.profile_ops else [])))
+    rows += train_rows
+    print("=== loader ===")
+    cpu_ips = dict((n, v) for n, v, _ in train_rows).get("train_cpu_cadnet_images_per_s")
+    rows += run_loader(parser.parse_args(
+        ["loader", "--profile", "cpu", "--data-root", str(args.data_root), *common]),
+        train_images_per_s=cpu_ips)
+    return rows
+
+
 def _write_csv(rows: list[Row], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "perf.csv"
@@ -215,12 +682,65 @@ def build_parser() -> argparse.ArgumentParser:
                         "N with the full time extrapolated (printed as such)")
     e.add_argument("--out", type=Path, default=None, help="write DIR/perf.csv")
     e.set_defaults(func=run_eval)
+
+    t = sub.add_parser("train", help="training speed, FLOPs, memory and matmul-peak fraction")
+    t.add_argument("--profiles", default="paper,cpu", help="comma-separated (paper, cpu, smoke)")
+    t.add_argument("--methods", default="cadnet,hr-only",
+                   help="comma-separated CAD-Net presets or engine baselines")
+    t.add_argument("--steps", type=int, default=0,
+                   help="timed steps after 1 warm-up (0: 3 for paper, 5 otherwise)")
+    t.add_argument("--num-classes", type=int, default=316, help="classifier size (VIPeR: 316)")
+    t.add_argument("--matmul-size", type=int, default=4096, help="n of the n x n torch.mm peak")
+    t.add_argument("--matmul-repeats", type=int, default=3)
+    t.add_argument("--profile-ops", action="store_true",
+                   help="torch.profiler over 2 more steps: conv / matmul / other CPU time")
+    t.add_argument("--step-budget", type=float, default=90.0,
+                   help="seconds of timed steps per (profile, method) at most, judged from the "
+                        "warm-up step (at least 1 step is timed; 0: no cap)")
+    t.add_argument("--in-process", action="store_true",
+                   help="measure in this process instead of one fresh process per (profile, "
+                        "method) (faster start; memory figures then include reused heap)")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    t.add_argument("--out", type=Path, default=None, help="write DIR/perf.csv")
+    t.set_defaults(func=run_train)
+
+    ld = sub.add_parser("loader", help="images/s of the data path (real VIPeR) alone")
+    ld.add_argument("--profile", default="cpu", help="input size and batch of this profile")
+    ld.add_argument("--batches", type=int, default=100, help="batches to assemble (timed)")
+    ld.add_argument("--data-root", type=Path, default=_default_data_root(),
+                    help="data root holding viper/VIPeR (default: ../shared/data beside the "
+                         "repository, or $MLR_SHARED/data)")
+    ld.add_argument("--ids", type=int, default=0,
+                    help="keep VIPeR identities with pid < N only (0: all; for quick checks)")
+    ld.add_argument("--seed", type=int, default=0)
+    ld.add_argument("--compare-train", action="store_true",
+                    help="also time CAD-Net training steps of the profile; report the ratio")
+    ld.add_argument("--train-steps", type=int, default=3, help="timed steps for --compare-train")
+    ld.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ld.add_argument("--out", type=Path, default=None, help="write DIR/perf.csv")
+    ld.set_defaults(func=run_loader)
+
+    a = sub.add_parser("all", help="eval + train (cpu; --with-paper adds paper) + loader")
+    a.add_argument("--with-paper", action="store_true", help="also train-measure the paper profile")
+    a.add_argument("--methods", default="cadnet,hr-only")
+    a.add_argument("--profile-ops", action="store_true")
+    a.add_argument("--reference-queries", type=int, default=-1, help="as for eval")
+    a.add_argument("--data-root", type=Path, default=_default_data_root())
+    a.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    a.add_argument("--out", type=Path, default=None, help="write DIR/perf.csv")
+    a.set_defaults(func=run_all)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from datasets import DatasetError
+
     args = build_parser().parse_args(argv)
-    rows = args.func(args)
+    try:
+        rows = args.func(args)
+    except (DatasetError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if getattr(args, "out", None) is not None:
         print(f"wrote {_write_csv(rows, args.out)}")
     return 0

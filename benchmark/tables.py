@@ -68,7 +68,7 @@ def reported(spec: TableSpec) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=["method", "dataset", "testset", "metric", "value"])
     paper = pd.read_csv(path)
-    paper = paper[paper["method_key"].notna()]
+    paper = paper[paper["method_key"].notna()].drop(columns="method")
     if "testset" not in paper:
         paper["testset"] = "seen"  # Table 1 reports the seen rates {2,3,4}
     return paper.rename(columns={"method_key": "method"})[

@@ -7,7 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
+
+# Idle OpenMP threads sleep instead of spinning: on a 2-core machine shared with subprocesses
+# (the CLI tests, the 2-process DDP test) spinning threads slow torch down many times over.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MLR_SHARED", REPO.parent / "shared"))

@@ -1,0 +1,100 @@
+"""benchmark.perf train / loader / --out plumbing (smoke sizes; no timing assertions)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from benchmark import perf
+
+# One torch thread inside these tests: they check plumbing, and on a shared 2-core machine
+# two OpenMP threads competing with other jobs make tiny steps many times slower.
+ONE = ["--threads", "1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def _rows(argv):
+    args = perf.build_parser().parse_args(argv)
+    return {name: (value, unit) for name, value, unit in args.func(args)}
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["name", "value", "unit"]
+    return {name: (float(value), unit) for name, value, unit in rows[1:]}
+
+
+@pytest.fixture(scope="module")
+def smoke_train_rows(tmp_path_factory):
+    """One smoke-profile CAD-Net measurement (1 warm-up + 1 timed step), via main and --out."""
+    out = tmp_path_factory.mktemp("perf")
+    assert perf.main(["train", "--profiles", "smoke", "--methods", "cadnet", "--steps", "1",
+                      "--matmul-size", "128", "--matmul-repeats", "1", "--in-process",
+                      *ONE, "--out", str(out)]) == 0
+    return _csv(out / "perf.csv")
+
+
+def test_matmul_peak_is_positive():
+    assert perf.matmul_peak_gflops(n=64, repeats=1) > 0
+
+
+def test_train_smoke_cadnet_rows(smoke_train_rows):
+    r = smoke_train_rows
+    n = "train_smoke_cadnet_"
+    assert r[n + "images_per_step"] == (32, "images")  # smoke: 4 x 4 HR + 16 LR
+    assert r[n + "images_per_s"][1] == "images/s" and r[n + "images_per_s"][0] > 0
+    assert r[n + "gflop_per_image"][1] == "GFLOP/image"
+    assert r[n + "gflop_per_image"][0] > 0
+    assert r[n + "test_feature_gflop_per_image"][0] > 0
+    # a whole training step costs more than a forward pass of the test feature per image
+    assert r[n + "gflop_per_image"][0] > r[n + "test_feature_gflop_per_image"][0]
+    assert 0 < r[n + "peak_fraction"][0] < 1.5
+    assert r["train_matmul_peak"][0] > 0
+    assert r[n + "peak_rss"][0] > 0
+
+
+def test_train_unknown_method_is_an_error():
+    with pytest.raises(ValueError, match="not an engine-trained method"):
+        perf.make_task("smoke", "hist")
+
+
+def test_loader_on_real_viper(viper_root):
+    r = _rows(["loader", "--profile", "smoke", "--data-root", str(viper_root), "--ids", "16",
+               "--batches", "3", *ONE])
+    assert r["loader_images_per_s"][0] > 0
+    assert r["loader_store_images"][0] == 32  # 16 VIPeR identities x 2 cameras
+    assert r["loader_decode_images_per_s"][0] > 0
+    assert r["loader_store_from_cache_time"][0] > 0
+
+
+def test_out_writes_perf_csv(tmp_path, viper_root, smoke_train_rows):
+    n = "train_smoke_cadnet_"
+    assert {"train_matmul_peak", "train_torch_threads", n + "seconds_per_step",
+            n + "gflop_per_step", n + "peak_rss_above_pre_task", n + "achieved_gflops",
+            n + "load1"} <= set(smoke_train_rows)
+    out = tmp_path / "perf"
+    assert perf.main(["loader", "--profile", "smoke", "--data-root", str(viper_root),
+                      "--ids", "16", "--batches", "2", *ONE, "--out", str(out)]) == 0
+    rows = _csv(out / "perf.csv")
+    assert {"loader_images_per_s", "loader_decode_time", "loader_store_from_cache_time",
+            "loader_seconds_per_batch", "loader_load1"} <= set(rows)
+    assert rows["loader_images_per_s"][0] > 0
+
+
+def test_train_skips_a_method_whose_module_is_missing(monkeypatch, capsys):
+    from benchmark import methods
+
+    monkeypatch.setitem(methods._TASKS, "hr-only", "baselines.no_such_module:HROnlyTask")
+    rows = _rows(["train", "--profiles", "smoke", "--methods", "hr-only", "--steps", "1",
+                  "--matmul-size", "64", "--matmul-repeats", "1", "--in-process", *ONE])
+    assert not any(name.startswith("train_smoke_hr-only") for name in rows)
+    assert "baselines.no_such_module not available" in capsys.readouterr().out
