@@ -146,7 +146,7 @@ def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: fl
         "input_size": list(cfg.input_size), "wall_time_s": round(wall_s, 2),
         "eval": "single-shot CMC, 10 gallery draws, same id+camera removed"
                 if cfg.protocol == "paper" else "multi-shot CMC, same id+camera removed",
-        "notes": notes or [], "reported_values": str(PAPER_DIR / f"{spec.name}.csv"),
+        "notes": notes or [], "reported_values": f"results/paper/{spec.name}.csv",
         "dataset_info": dataset_info or {}, "config": asdict(cfg)})
     return paths
 
