@@ -151,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     except (datasets.DatasetError, PermissionError) as e:
         print(f"run_all.py: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from .weights import WeightsUnavailable
+
+        if not isinstance(e, WeightsUnavailable):
+            raise
+        print(f"run_all.py: error: --pretrained imagenet: {e}", file=sys.stderr)
+        return 2
 
 
 def make_config(args, default_methods: list[str]):

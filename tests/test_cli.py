@@ -98,3 +98,18 @@ def test_corrupt_image_stops_with_its_name_or_is_skipped_with_the_flag(viper_roo
     assert prov["config"]["skip_bad_images"] is True
     assert prov["dataset_info"]["viper"]["excluded"] == {
         "unreadable images (skipped by --skip-bad-images)": 1}
+
+
+def test_missing_imagenet_weights_are_a_clear_error_not_random_weights(viper_root, tmp_path,
+                                                                       monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    code = main(["--table", "1", "--datasets", "viper", "--methods", "cadnet", "--profile", "cpu",
+                 "--pretrained", "imagenet", "--trials", "1", "--data-root", str(viper_root),
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "resnet18-" in err and str(tmp_path / "hub" / "checkpoints") in err
+    assert not list((tmp_path / "o").rglob("model.pt"))
