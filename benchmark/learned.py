@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from .engine import GradientAveraging, TrainData, train, world
+from .engine import GradientAveraging, TrainData, save_checkpoint, train, world
 from .provenance import atomic_write_json, is_main_process
 
 MODEL_CODE_VERSION = 1  # bump when a change to models/losses/engine invalidates cached models
@@ -129,8 +129,7 @@ class LearnedMethod:
             lr_rates=config.lr_rates, lr_method=config.lr_method, seed=config.seed,
             checkpoint=ckpt, device=cfg.device, on_log=lambda s: log_progress(label, s))
         if is_main_process():
-            torch.save(self.model.state_dict(), final.with_suffix(".tmp"))
-            final.with_suffix(".tmp").replace(final)
+            save_checkpoint(final, self.model.state_dict())
         atomic_write_json(folder / "history.json", self.history)
 
     def _device(self):

@@ -93,9 +93,10 @@ def drop_bad_images(cfg: RunConfig, ds):
     """Verify every image decodes; with --skip-bad-images drop and count the bad ones."""
     _, bad = check_images([r.path for r in ds.images], skip_bad=cfg.skip_bad_images)
     if bad:
-        ds.images = [r for r in ds.images if r.path not in set(bad)]
+        drop = set(bad)
+        ds.images = [r for r in ds.images if r.path not in drop]
         if ds.split:
-            ds.split = {k: [r for r in v if r.path not in set(bad)] for k, v in ds.split.items()}
+            ds.split = {k: [r for r in v if r.path not in drop] for k, v in ds.split.items()}
         ds.excluded["unreadable images (skipped by --skip-bad-images)"] = len(bad)
         console.print(f"[yellow]{ds.name}: skipped {len(bad)} unreadable image(s), e.g. {bad[0]}")
     return ds

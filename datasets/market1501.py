@@ -67,7 +67,5 @@ def read_fixed_split(name: str, base: Path, subdirs: dict[str, str], num_cams: i
 def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
     top = Path(data_root) / "market1501"
     base = find_first_dir([top / "Market-1501-v15.09.15", top], "market1501", LAYOUT)
-    if not (base / "bounding_box_train").is_dir() and (top / "Market-1501-v15.09.15").is_dir():
-        base = top / "Market-1501-v15.09.15"
     subdirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
     return read_fixed_split("market1501", base, subdirs, num_cams=6)
