@@ -98,6 +98,15 @@ class LearnedMethod:
             overrides["lr_method"] = cfg.lr_method  # authors-code keeps max-pool unless asked
         return make_config(cfg.profile, self.preset, num_classes=num_classes, **overrides)
 
+    def config_key(self, cfg) -> dict:
+        """The training config as the run's result files record it (identity count and
+        per-trial seed left out: the result key has the trial and the manifest hash), so a
+        changed profile or preset invalidates stored results as well as cached models."""
+        d = self.make_config(cfg, 0, 0).to_dict()
+        for k in ("num_classes", "seed"):
+            d.pop(k)
+        return {"model_cache": self.cache_name, **d}
+
     def fit(self, *, manifest, store, cfg) -> None:
         params = manifest.meta["params"]
         data = TrainData.from_manifest(manifest, store)

@@ -70,8 +70,10 @@ def result_key(cfg: RunConfig, dataset: str, method: str, trial: int, manifest: 
     """What a stored result must match to be reused."""
     from .learned import MODEL_CODE_VERSION
 
+    method_cls = get_method_factory(method)()
+    config = method_cls.config_key(cfg) if hasattr(method_cls, "config_key") else None
     return {"eval_version": EVAL_VERSION, "model_code_version": MODEL_CODE_VERSION,
-            "dataset": dataset, "method": method, "trial": trial, "seed": cfg.seed,
+            "method_config": config, "dataset": dataset, "method": method, "trial": trial, "seed": cfg.seed,
             "protocol": cfg.protocol, "profile": cfg.profile, "input_size": list(cfg.input_size),
             "lr_method": cfg.lr_method, "pretrained": cfg.pretrained,
             "dataset_options": cfg.dataset_options.get(dataset, {}),

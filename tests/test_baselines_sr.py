@@ -245,8 +245,10 @@ def test_exact_resume_state_dict_round_trip():
         sa, sc = a.optimizers[k].state_dict(), c.optimizers[k].state_dict()
         assert sa["param_groups"] == sc["param_groups"]
         assert sa["state"].keys() == sc["state"].keys() and sa["state"]
-        for i in sa["state"]:
-            assert torch.equal(sa["state"][i]["momentum_buffer"], sc["state"][i]["momentum_buffer"])
+        for i in sa["state"]:  # SGD momentum buffers, Adam moments and step counts
+            assert sa["state"][i].keys() == sc["state"][i].keys()
+            for name, t in sa["state"][i].items():
+                assert torch.equal(t, sc["state"][i][name]), (k, i, name)
     b = random_batch(1)
     oa, oc = a.train_step(b), c.train_step(b)
     assert all(torch.equal(oa[k], oc[k]) for k in oa)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+from dataclasses import replace
 
 import pytest
 import torch
@@ -217,7 +218,9 @@ def test_optimizers_follow_config():
     assert isinstance(opts.model, torch.optim.SGD)
     assert opts.model.defaults["lr"] == 1e-3 and opts.model.defaults["momentum"] == 0.9
     assert opts.model.defaults["weight_decay"] == 5e-4
-    assert isinstance(opts.d_f, torch.optim.SGD) and opts.d_f.defaults["lr"] == 1e-4
+    assert isinstance(opts.d_f, torch.optim.Adam) and opts.d_f.defaults["lr"] == 1e-4
+    sgd_d = build_optimizers(model, replace(model.config, disc_optim=get_profile("paper").disc_optim))
+    assert isinstance(sgd_d.d_f, torch.optim.SGD) and sgd_d.d_f.defaults["lr"] == 1e-4
     d_params = {id(p) for p in model.feature_discriminator.parameters()}
     d_params |= {id(p) for p in model.image_discriminator.parameters()}
     g_params = {id(p) for g in opts.model.param_groups for p in g["params"]}
@@ -241,6 +244,10 @@ def test_profiles_are_named_data():
     assert paper.backbone == "resnet50" and paper.input_size == (256, 128)
     assert paper.batch_size == 32 and (paper.ids_per_batch, paper.instances_per_id) == (8, 4)
     assert paper.model_optim.lr == 1e-3 and paper.disc_optim.lr == 1e-4
+    assert paper.disc_optim.name == "sgd"  # the paper's text
+    # cpu: Adam for D_F / D_I (SGD 1e-4 leaves D_F at chance for the whole cpu budget)
+    cpu_d = get_profile("cpu").disc_optim
+    assert (cpu_d.name, cpu_d.lr, cpu_d.betas) == ("adam", 1e-4, (0.9, 0.99))
     assert paper.pretrained == "imagenet" and paper.lr_rates == (2, 3, 4)
     assert get_profile("cpu").backbone == "resnet18" and get_profile("cpu").pretrained == "none"
     with pytest.raises(ValueError, match="known profiles: paper, cpu, smoke"):
