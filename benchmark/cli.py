@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip (and count) unreadable images instead of stopping")
     p.add_argument("--synthetic-ids", type=int,
                    help="identities of SynthMLR (default 200: 100 train / 100 test)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile each network before training (off by default: on the "
+                   "2-core CPU it took ~4 min to compile and gave no speed-up; for GPUs)")
     p.add_argument("--retrain", action="store_true",
                    help="train again even where a cached model for the same settings exists")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
@@ -197,7 +200,7 @@ def make_config(args, default_methods: list[str]):
         authors_lists=args.authors_lists, profile=profile_name,
         input_size=tuple(profile.input_size), seed=args.seed, trials=trials,
         lr_method=args.lr_method, pretrained=pretrained, skip_bad_images=args.skip_bad_images,
-        device=init_distributed(cuda), extra={"retrain": args.retrain},
+        device=init_distributed(cuda), extra={"retrain": args.retrain, "compile": args.compile},
         dataset_options={"synthetic": {"num_ids": args.synthetic_ids}} if args.synthetic_ids
         else {})
 

@@ -54,6 +54,14 @@ class CADNetTask:
                 o.load_state_dict(state["optimizers"][k])
 
 
+def compile_networks(model: torch.nn.Module) -> None:
+    """``--compile``: torch.compile each top-level network of ``model`` in place (the
+    parameters and state_dict keys stay the same, so checkpoints and the cache are shared
+    with eager runs)."""
+    for module in model.children():
+        module.compile()
+
+
 def training_seed(seed: int, trial: int) -> int:
     return seed * 1000 + trial
 
@@ -118,6 +126,8 @@ class LearnedMethod:
                "model_code_version": MODEL_CODE_VERSION}
         task = self.make_task(config, cfg.device)
         self.model, self.init = task.model, task.model.init
+        if cfg.extra.get("compile"):
+            compile_networks(task.model)
         final, key_file, ckpt = folder / "model.pt", folder / "key.json", folder / "checkpoint.pt"
         same_key = key_file.exists() and json.loads(key_file.read_text()) == key
         if same_key and final.exists() and not cfg.extra.get("retrain"):

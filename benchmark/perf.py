@@ -40,9 +40,15 @@ Commands:
   exactly as the engine does it (``TrainData`` + ``IdentitySampler`` per epoch +
   ``make_batch`` with LR synthesis and flips). ``--compare-train`` also measures a few
   CAD-Net training steps of the same profile in the same run and reports the ratio.
-* ``all``: ``eval``, ``train`` (``cpu`` profile; ``--with-paper`` adds ``paper``) and
-  ``loader`` in one run, one perf.csv; eval rows are prefixed ``eval_`` there and the
-  loader's ratio uses the cpu CAD-Net training speed measured by ``train`` in the run.
+  ``train --compile`` also times the step with torch.compile'd networks next to eager.
+* ``optim``: one SGD step of E/G/F/C's parameters (cpu and paper profiles) with PyTorch's
+  for-loop, foreach and fused implementations.
+* ``table1``: wall time and peak RSS of ``python run_all.py --table 1`` with no data
+  (SynthMLR, the no-data default) in a subprocess.
+* ``all``: ``eval``, ``train`` (``cpu`` and ``paper``; ``--skip-paper``), ``loader``,
+  ``optim`` and ``table1`` (``--skip-table1``) in one run, one perf.csv; eval rows are
+  prefixed ``eval_`` there and the loader's ratio uses the cpu CAD-Net training speed
+  measured by ``train`` in the run.
 
 Every timed command prints the 1-minute load average before each measurement (and a
 row ``*_load1``): on a shared machine other jobs make timings noisy (slower) and the
@@ -353,11 +359,13 @@ def profile_ops(task, batch, steps: int = 2, top: int = 8) -> dict[str, float]:
 
 def measure_train(profile: str, method: str, steps: int, *, num_classes: int = 316,
                   count_flops: bool = True, ops: bool = False, threads: int = 0,
-                  budget_s: float = 0.0) -> dict[str, float]:
+                  budget_s: float = 0.0, compiled: bool = False) -> dict[str, float]:
     """Warm-up step (FLOP-counted when ``count_flops``) + ``steps`` timed train steps.
 
     ``budget_s`` > 0 caps the timed steps at what fits in that many seconds at the warm-up
-    step's speed (at least 1; said when it happens)."""
+    step's speed (at least 1; said when it happens). ``compiled``: the networks are
+    torch.compiled as ``run_all.py --compile`` does (the warm-up step then includes the
+    compilation; FLOPs are not counted)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     if threads:
@@ -365,6 +373,11 @@ def measure_train(profile: str, method: str, steps: int, *, num_classes: int = 3
     gc.collect()
     rss_before = _rss_bytes()
     task = make_task(profile, method, num_classes)
+    if compiled:
+        from .learned import compile_networks
+
+        compile_networks(task.model)
+        count_flops = ops = False
     batch = random_batch(task.config)
     images = len(batch.hr_images) + len(batch.lr_images)
     res: dict[str, float] = {"images_per_step": images}
@@ -461,6 +474,17 @@ def run_train(args) -> list[Row]:
                 print(f"  SKIPPED {prof}/{method}: {e}")
                 skipped.append((prof, method, str(e)))
                 continue
+            if args.compile:
+                print(f"[{prof} / {method}] torch.compile: 1 step (compiles) + {steps} timed")
+                rc = measure(profile=prof, method=method, steps=steps,
+                             num_classes=args.num_classes, threads=threads,
+                             budget_s=args.step_budget, compiled=True)
+                r.update(compiled_images_per_s=rc["images_per_s"],
+                         compile_warmup_seconds=rc["warmup_seconds"],
+                         compile_speedup=rc["images_per_s"] / r["images_per_s"])
+                print(f"  compiled: {rc['images_per_s']:.1f} images/s "
+                      f"({r['compile_speedup']:.2f}x eager), first step "
+                      f"{rc['warmup_seconds']:.0f} s (compilation)")
             results[prof, method] = r
             print(f"  {r['images_per_s']:.1f} images/s, {r['seconds_per_step']:.3f} s/step "
                   f"(best {r['seconds_per_step_best']:.3f}), "
@@ -499,6 +523,10 @@ def run_train(args) -> list[Row]:
                  (n + "peak_fraction", achieved / peak, "fraction")]
         rows += [(n + k, r[k], "fraction") for k in ("conv_share", "matmul_share", "other_share")
                  if k in r]
+        if "compile_speedup" in r:
+            rows += [(n + "compiled_images_per_s", r["compiled_images_per_s"], "images/s"),
+                     (n + "compile_first_step_seconds", r["compile_warmup_seconds"], "s"),
+                     (n + "compile_speedup", r["compile_speedup"], "x")]
     if rows:
         _print_rows(rows)
     print("images/s = (HR + LR images fed per step) / mean seconds per step (hr-only ignores "
@@ -628,6 +656,71 @@ def run_loader(args, train_images_per_s: float | None = None) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------
+# optimiser step
+
+
+def run_optim(args) -> list[Row]:
+    """Seconds of one E/G/F/C optimiser step (SGD, momentum, weight decay) per profile with
+    PyTorch's three implementations: for-loop, foreach and fused; random gradients."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows: list[Row] = []
+    for prof in [p for p in args.profiles.split(",") if p]:
+        task = make_task(prof, "cadnet")
+        params = [p for p in task.model.generator_parameters() if p.requires_grad]
+        for p in params:
+            p.grad = torch.randn_like(p)
+        n = sum(p.numel() for p in params)
+        best = {}
+        for impl in ("forloop", "foreach", "fused"):
+            kw = {"foreach": False} if impl == "forloop" else {impl: True}
+            opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=5e-4, **kw)
+            opt.step()  # creates the momentum buffers
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                opt.step()
+                times.append(time.perf_counter() - t0)
+            best[impl] = min(times)
+            rows.append((f"optim_{prof}_{impl}_ms", best[impl] * 1e3, "ms"))
+        print(f"[{prof}] SGD step over {n / 1e6:.1f} M parameters: " + ", ".join(
+            f"{k} {v * 1e3:.1f} ms" for k, v in best.items()))
+        del task, params
+        gc.collect()
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# run_all.py --table 1 on SynthMLR
+
+
+def run_table1(args) -> list[Row]:
+    """Wall time and peak RSS of ``python run_all.py --table 1`` with no data (SynthMLR, the
+    no-data default), in a subprocess from a temporary output folder."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="mlr-perf-table1-") as tmp:
+        cmd = [sys.executable, str(repo / "run_all.py"), "--table", "1",
+               "--data-root", str(Path(tmp) / "no-data"), "--out", str(Path(tmp) / "out")]
+        load = _load_check("run_all.py --table 1 (SynthMLR)")
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        rows_written = len((Path(tmp) / "out" / "table1.csv").read_text().splitlines()) - 1
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+    rows = [("table1_synthetic_load1", load, "load"),
+            ("table1_synthetic_wall_s", wall, "s"),
+            ("table1_synthetic_peak_rss", _mib(peak), "MiB"),
+            ("table1_synthetic_rows", rows_written, "rows")]
+    print(f"python run_all.py --table 1 (no data: SynthMLR, smoke profile, 1 trial): "
+          f"{wall:.0f} s wall, peak RSS {_mib(peak):.0f} MiB, {rows_written} table rows")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # all
 
 
@@ -638,16 +731,22 @@ def run_all(args) -> list[Row]:
     rows = [("eval_" + n, v, u) for n, v, u in run_eval(parser.parse_args(
         ["eval", "--reference-queries", str(args.reference_queries), *common]))]
     print("=== train ===")
-    profiles = "cpu,paper" if args.with_paper else "cpu"
+    profiles = "cpu" if args.skip_paper else "cpu,paper"
     train_rows = run_train(parser.parse_args(
         ["train", "--profiles", profiles, "--methods", args.methods, *common]
-        + (["--profile-ops"] if args.profile_ops else [])))
+        + (["--profile-ops"] if args.profile_ops else [])
+        + (["--compile"] if args.compile else [])))
     rows += train_rows
     print("=== loader ===")
     cpu_ips = dict((n, v) for n, v, _ in train_rows).get("train_cpu_cadnet_images_per_s")
     rows += run_loader(parser.parse_args(
         ["loader", "--profile", "cpu", "--data-root", str(args.data_root), *common]),
         train_images_per_s=cpu_ips)
+    print("=== optimiser step ===")
+    rows += run_optim(parser.parse_args(["optim", "--profiles", profiles, *common]))
+    if not args.skip_table1:
+        print("=== run_all.py --table 1 (SynthMLR) ===")
+        rows += run_table1(parser.parse_args(["table1"]))
     return rows
 
 
@@ -692,6 +791,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-classes", type=int, default=316, help="classifier size (VIPeR: 316)")
     t.add_argument("--matmul-size", type=int, default=4096, help="n of the n x n torch.mm peak")
     t.add_argument("--matmul-repeats", type=int, default=3)
+    t.add_argument("--compile", action="store_true",
+                   help="also time the step with torch.compile'd networks (run_all.py --compile); "
+                   "compilation takes minutes on 2 cores")
     t.add_argument("--profile-ops", action="store_true",
                    help="torch.profiler over 2 more steps: conv / matmul / other CPU time")
     t.add_argument("--step-budget", type=float, default=90.0,
@@ -720,8 +822,23 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--out", type=Path, default=None, help="write DIR/perf.csv")
     ld.set_defaults(func=run_loader)
 
-    a = sub.add_parser("all", help="eval + train (cpu; --with-paper adds paper) + loader")
-    a.add_argument("--with-paper", action="store_true", help="also train-measure the paper profile")
+    o = sub.add_parser("optim", help="optimiser step: for-loop vs foreach vs fused SGD")
+    o.add_argument("--profiles", default="cpu,paper")
+    o.add_argument("--repeats", type=int, default=5)
+    o.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    o.add_argument("--out", type=Path, default=None, help="write DIR/perf.csv")
+    o.set_defaults(func=run_optim)
+
+    t1 = sub.add_parser("table1", help="wall time of `run_all.py --table 1` with no data")
+    t1.add_argument("--out", type=Path, default=None, help="write DIR/perf.csv")
+    t1.set_defaults(func=run_table1)
+
+    a = sub.add_parser("all", help="eval + train (cpu and paper) + loader + optim + table1")
+    a.add_argument("--skip-paper", action="store_true",
+                   help="leave out the paper profile (its steps take minutes on 2 cores)")
+    a.add_argument("--skip-table1", action="store_true",
+                   help="leave out timing run_all.py --table 1 on SynthMLR (~2.5 min)")
+    a.add_argument("--compile", action="store_true", help="as for train")
     a.add_argument("--methods", default="cadnet,hr-only")
     a.add_argument("--profile-ops", action="store_true")
     a.add_argument("--reference-queries", type=int, default=-1, help="as for eval")
