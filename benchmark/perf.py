@@ -700,17 +700,27 @@ def run_table1(args) -> list[Row]:
     import subprocess
 
     repo = Path(__file__).resolve().parents[1]
+    # the child reports its own peak RSS (RUSAGE_CHILDREN would also hold every earlier
+    # child of this process, e.g. the spawned training measurements of ``all``)
+    wrapper = ("import resource, runpy, sys\n"
+               "rss_file, sys.argv = sys.argv[1], sys.argv[2:]\n"
+               "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+               "finally:\n    open(rss_file, 'w').write("
+               "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n")
     with tempfile.TemporaryDirectory(prefix="mlr-perf-table1-") as tmp:
-        cmd = [sys.executable, str(repo / "run_all.py"), "--table", "1",
-               "--data-root", str(Path(tmp) / "no-data"), "--out", str(Path(tmp) / "out")]
+        rss_file = Path(tmp) / "maxrss_kib"
+        cmd = [sys.executable, "-c", wrapper, str(rss_file), str(repo / "run_all.py"),
+               "--table", "1", "--data-root", str(Path(tmp) / "no-data"),
+               "--out", str(Path(tmp) / "out")]
         load = _load_check("run_all.py --table 1 (SynthMLR)")
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+            raise RuntimeError(f"run_all.py --table 1 failed ({proc.returncode}):\n"
+                               f"{proc.stderr[-2000:]}")
         rows_written = len((Path(tmp) / "out" / "table1.csv").read_text().splitlines()) - 1
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+        peak = int(rss_file.read_text()) * 1024  # ru_maxrss is in KiB on Linux
     rows = [("table1_synthetic_load1", load, "load"),
             ("table1_synthetic_wall_s", wall, "s"),
             ("table1_synthetic_peak_rss", _mib(peak), "MiB"),
