@@ -1,0 +1,208 @@
+"""Hyper-parameter checks on a validation split carved from the *training* identities.
+
+``python -m benchmark.validate --dataset viper --methods hr-only --lr 1e-3,1e-2``
+
+Takes one trial's manifest, keeps its training identities only (test identities are never
+read: not their images, not their labels), holds out ``--val-ids`` of them with a seeded
+generator, trains each (method, model learning rate) on the rest with the engine exactly as
+the runner does (same profile, sampler, seed rule), and scores rank-1 on the held-out ids:
+queries are their LR-camera images at the seen rates (r in {2, 3, 4}, three seeded draws),
+at the unseen r = 8 and at r = 1 (HR); the gallery is their other-camera images at HR.
+By default the number of epochs is scaled so that the run takes as many steps as the full
+training would (fewer identities -> fewer steps per epoch). One row per run is printed and,
+with ``--out``, appended to ``DIR/validation.csv``.
+
+This is the only place where settings are compared; the reference tables use the profiles
+as committed, and NOTES.md says which profile choice came from which validation run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+COLUMNS = ["dataset", "trial", "seed", "val_ids", "train_ids", "method", "profile", "model_lr",
+           "epochs", "steps", "val_rank1_seen", "val_rank1_unseen", "val_rank1_hr",
+           "final_id", "final_tri", "minutes"]
+
+
+def validation_split(train_rows: pd.DataFrame, val_ids: int, seed: int, lr_camera: int
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(fit rows, query rows, gallery rows) from a manifest's r = 1 training rows.
+
+    ``val_ids`` identities having an image in the LR camera and one in another camera are
+    held out (seeded); query = their LR-camera images, gallery = their other images."""
+    cams = train_rows.groupby("pid")["camid"].agg(lambda c: (c == lr_camera).any()
+                                                  and (c != lr_camera).any())
+    eligible = sorted(cams[cams].index)
+    if val_ids >= len(eligible):
+        raise ValueError(f"--val-ids {val_ids}: only {len(eligible)} training identities have "
+                         f"images in camera {lr_camera} and another camera")
+    rng = np.random.default_rng([seed, 7919])
+    held = set(rng.choice(eligible, val_ids, replace=False).tolist())
+    val = train_rows[train_rows.pid.isin(held)]
+    return (train_rows[~train_rows.pid.isin(held)], val[val.camid == lr_camera],
+            val[val.camid != lr_camera])
+
+
+def make_task(method: str, profile: str, num_classes: int, seed: int, model_lr: float | None):
+    """The engine task of ``method`` as the runner builds it (random init, CPU)."""
+    from dataclasses import replace
+
+    from .learned import CADNetTask, TaskMethod
+    from .methods import _TASKS, CADNET_PRESETS
+    from .profiles import make_config
+
+    if method in CADNET_PRESETS:
+        preset, overrides, build = method, {}, CADNetTask
+    elif method in _TASKS:
+        from .methods import get_method_factory
+
+        tm = get_method_factory(method)()
+        assert isinstance(tm, TaskMethod)
+        preset, overrides, build = tm.preset, tm.config_overrides, tm.make_task
+    else:
+        raise ValueError(f"{method!r} is not an engine-trained method; known: "
+                         f"{', '.join((*CADNET_PRESETS, *_TASKS))}")
+    config = make_config(profile, preset, num_classes=num_classes, pretrained="none", seed=seed,
+                         **overrides)
+    if model_lr is not None:
+        config = replace(config, model_optim=replace(config.model_optim, lr=model_lr))
+    return build(config, "cpu")
+
+
+@torch.inference_mode()
+def rank1(model, store, manifest, query, gallery, rates, draws: int) -> float:
+    """Mean rank-1 (%) over ``draws`` seeded draws of one rate per query from ``rates``."""
+    from datasets.loader import make_lr
+
+    from .metrics import evaluate_ranking, pairwise_distance
+
+    model.eval()
+
+    def feats(rows, r):
+        x = store.batch(store.indices(manifest.abspaths(rows)))
+        return model.extract_features(make_lr(x, r, "bilinear")).float()
+
+    gf = feats(gallery, torch.ones(len(gallery), dtype=torch.float64))
+    out = []
+    for d in range(draws):
+        g = torch.Generator().manual_seed(d)
+        r = torch.tensor(rates, dtype=torch.float64)[torch.randint(len(rates), (len(query),),
+                                                                   generator=g)]
+        res = evaluate_ranking(pairwise_distance(feats(query, r), gf), query.pid.values,
+                               gallery.pid.values, query.camid.values, gallery.camid.values,
+                               max_rank=1)
+        out.append(float(res.cmc[0]) * 100)
+    return sum(out) / len(out)
+
+
+def run(args) -> list[dict]:
+    from datasets import load_dataset
+    from datasets.loader import ImageStore
+    from datasets.protocol import ProtocolOptions, get_manifest
+
+    from .engine import TrainData, train
+    from .profiles import get_profile
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prof = get_profile(args.profile)
+    cache = Path(args.cache)
+    ds = load_dataset(args.dataset, args.data_root, cache_dir=cache)
+    opt = ProtocolOptions().resolved(ds.name)
+    manifest = get_manifest(ds, trial=args.trial, seed=args.seed, manifest_dir=cache / "manifests")
+    rows = manifest.rows("train")
+    rows = rows[rows["rate"] == 1]  # the training identities only; test rows are never read
+    fit, query, gallery = validation_split(rows, args.val_ids, args.seed, opt.lr_camera)
+    store = ImageStore(manifest.abspaths(rows), tuple(prof.input_size), cache_dir=cache / "images")
+    pids = sorted(set(fit.pid))
+    data = TrainData(store=store, index=store.indices(manifest.abspaths(fit)),
+                     labels=torch.tensor([{p: i for i, p in enumerate(pids)}[p] for p in fit.pid]),
+                     num_classes=len(pids))
+    per_epoch_full = math.ceil(len(rows) / prof.batch_size)
+    per_epoch = math.ceil(len(fit) / prof.batch_size)
+    epochs = args.epochs or math.ceil(prof.epochs * per_epoch_full / per_epoch)
+    out = []
+    for method in [m for m in args.methods.split(",") if m]:
+        for lr in [float(x) for x in args.lr.split(",")] if args.lr else [None]:
+            task = make_task(method, args.profile, len(pids), args.seed, lr)
+            cfg = task.config
+            t0 = time.perf_counter()
+            hist = train(task, data, epochs=epochs, ids_per_batch=cfg.ids_per_batch,
+                         instances_per_id=cfg.instances_per_id,
+                         lr_batch_ids=cfg.lr_batch // cfg.instances_per_id,
+                         lr_rates=cfg.lr_rates, lr_method=cfg.lr_method, seed=cfg.seed)
+            m = task.model
+            row = {"dataset": ds.name, "trial": args.trial, "seed": args.seed,
+                   "val_ids": args.val_ids, "train_ids": len(pids), "method": method,
+                   "profile": args.profile, "model_lr": cfg.model_optim.lr, "epochs": epochs,
+                   "steps": epochs * per_epoch,
+                   "val_rank1_seen": rank1(m, store, manifest, query, gallery,
+                                           tuple(cfg.lr_rates), 3),
+                   "val_rank1_unseen": rank1(m, store, manifest, query, gallery,
+                                             (opt.unseen_rate,), 1),
+                   "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
+                   "final_id": hist[-1].get("id", math.nan),
+                   "final_tri": hist[-1].get("tri", math.nan),
+                   "minutes": (time.perf_counter() - t0) / 60}
+            print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in row.items()), flush=True)
+            out.append(row)
+            if args.out is not None:
+                path = Path(args.out) / "validation.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                new = not path.exists()
+                with open(path, "a", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=COLUMNS)
+                    if new:
+                        w.writeheader()
+                    w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v)
+                                for k, v in row.items()})
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from datasets import default_cache_dir
+
+    p = argparse.ArgumentParser(prog="python -m benchmark.validate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="viper")
+    p.add_argument("--data-root", type=Path, default=Path("data"))
+    p.add_argument("--trial", type=int, default=0, help="whose training identities to use")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-ids", type=int, default=100, help="training identities held out")
+    p.add_argument("--methods", default="hr-only", help="comma-separated engine methods")
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--lr", default="", help="comma-separated model learning rates to compare "
+                   "(default: the profile's)")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="0: as many steps as the profile's full training")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=default_cache_dir() / "validation")
+    p.add_argument("--out", type=Path, default=None, help="append rows to DIR/validation.csv")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from datasets import DatasetError
+
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (DatasetError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
