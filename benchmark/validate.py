@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 COLUMNS = ["dataset", "trial", "seed", "val_ids", "train_ids", "method", "profile", "model_lr",
+           "overrides",
            "epochs", "steps", "val_rank1_seen", "val_rank1_unseen", "val_rank1_hr",
            "final_id", "final_tri", "minutes"]
 
@@ -53,10 +54,41 @@ def validation_split(train_rows: pd.DataFrame, val_ids: int, seed: int, lr_camer
             val[val.camid != lr_camera])
 
 
-def make_task(method: str, profile: str, num_classes: int, seed: int, model_lr: float | None):
-    """The engine task of ``method`` as the runner builds it (random init, CPU)."""
+def parse_overrides(items: list[str]) -> dict:
+    """``--set field=JSON`` pairs -> config overrides; optimiser fields take a JSON object
+    (e.g. ``disc_optim={"name": "sgd", "lr": 1e-4}``), tuples a JSON list."""
+    import json
+
+    from .profiles import CADNetConfig, OptimSpec
+
+    valid = {f for f in CADNetConfig.__dataclass_fields__}
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in valid:
+            raise ValueError(f"--set {item!r}: expected FIELD=JSON with FIELD one of "
+                             f"{', '.join(sorted(valid))}")
+        try:
+            v = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--set {item!r}: value is not JSON ({e})") from None
+        if name.endswith("_optim"):
+            if not isinstance(v, dict):
+                raise ValueError(f"--set {item!r}: an optimiser is a JSON object")
+            v = OptimSpec(**{k: tuple(x) if isinstance(x, list) else x for k, x in v.items()})
+        elif isinstance(v, list):
+            v = tuple(v)
+        out[name] = v
+    return out
+
+
+def make_task(method: str, profile: str, num_classes: int, seed: int, model_lr: float | None,
+              overrides: dict | None = None):
+    """The engine task of ``method`` as the runner builds it (random init, CPU), with
+    ``overrides`` applied on top of the method's own config."""
     from dataclasses import replace
 
+    extra = overrides
     from .learned import CADNetTask, TaskMethod
     from .methods import _TASKS, CADNET_PRESETS
     from .profiles import make_config
@@ -73,7 +105,7 @@ def make_task(method: str, profile: str, num_classes: int, seed: int, model_lr: 
         raise ValueError(f"{method!r} is not an engine-trained method; known: "
                          f"{', '.join((*CADNET_PRESETS, *_TASKS))}")
     config = make_config(profile, preset, num_classes=num_classes, pretrained="none", seed=seed,
-                         **overrides)
+                         **{**overrides, **(extra or {})})
     if model_lr is not None:
         config = replace(config, model_optim=replace(config.model_optim, lr=model_lr))
     return build(config, "cpu")
@@ -131,10 +163,11 @@ def run(args) -> list[dict]:
     per_epoch_full = math.ceil(len(rows) / prof.batch_size)
     per_epoch = math.ceil(len(fit) / prof.batch_size)
     epochs = args.epochs or math.ceil(prof.epochs * per_epoch_full / per_epoch)
+    overrides = parse_overrides(args.set)
     out = []
     for method in [m for m in args.methods.split(",") if m]:
         for lr in [float(x) for x in args.lr.split(",")] if args.lr else [None]:
-            task = make_task(method, args.profile, len(pids), args.seed, lr)
+            task = make_task(method, args.profile, len(pids), args.seed, lr, overrides)
             cfg = task.config
             t0 = time.perf_counter()
             hist = train(task, data, epochs=epochs, ids_per_batch=cfg.ids_per_batch,
@@ -144,7 +177,8 @@ def run(args) -> list[dict]:
             m = task.model
             row = {"dataset": ds.name, "trial": args.trial, "seed": args.seed,
                    "val_ids": args.val_ids, "train_ids": len(pids), "method": method,
-                   "profile": args.profile, "model_lr": cfg.model_optim.lr, "epochs": epochs,
+                   "profile": args.profile, "model_lr": cfg.model_optim.lr,
+                   "overrides": " ".join(args.set), "epochs": epochs,
                    "steps": epochs * per_epoch,
                    "val_rank1_seen": rank1(m, store, manifest, query, gallery,
                                            tuple(cfg.lr_rates), 3),
@@ -184,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--lr", default="", help="comma-separated model learning rates to compare "
                    "(default: the profile's)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                   help="config override for every run, e.g. lambda_adv_di=0.1 or "
+                   "'disc_optim={\"name\": \"sgd\", \"lr\": 1e-4}' (repeatable)")
     p.add_argument("--epochs", type=int, default=0,
                    help="0: as many steps as the profile's full training")
     p.add_argument("--threads", type=int, default=0)

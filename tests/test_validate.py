@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from benchmark import validate
 from datasets import load_dataset
@@ -45,3 +46,18 @@ def test_too_many_validation_ids_is_an_error(viper_root, tmp_path, capsys):
     assert validate.main(["--data-root", str(viper_root), "--val-ids", "316",
                           "--epochs", "1", "--cache", str(tmp_path / "c")]) == 2
     assert "--val-ids 316" in capsys.readouterr().err
+
+
+def test_set_overrides_are_parsed_and_checked():
+    from benchmark.profiles import OptimSpec
+
+    o = validate.parse_overrides(['lambda_adv_di=0.1', 'disc_optim={"name": "sgd", "lr": 1e-4}',
+                                  "lr_rates=[2, 3]"])
+    assert o == {"lambda_adv_di": 0.1, "disc_optim": OptimSpec("sgd", lr=1e-4),
+                 "lr_rates": (2, 3)}
+    task = validate.make_task("cadnet", "smoke", 6, 0, None, o)
+    assert task.config.lambda_adv_di == 0.1 and task.config.disc_optim.name == "sgd"
+
+    for bad in ("lambda_nope=1", "lambda_adv_di", "lambda_adv_di=x", "disc_optim=1"):
+        with pytest.raises(ValueError, match="--set"):
+            validate.parse_overrides([bad])
