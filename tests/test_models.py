@@ -219,6 +219,9 @@ def test_optimizers_follow_config():
     assert opts.model.defaults["lr"] == 1e-3 and opts.model.defaults["momentum"] == 0.9
     assert opts.model.defaults["weight_decay"] == 5e-4
     assert isinstance(opts.d_f, torch.optim.Adam) and opts.d_f.defaults["lr"] == 1e-4
+    # D_I keeps the paper's SGD lr 1e-4 in the CAD-Net presets (cpu/smoke D_F: Adam)
+    assert isinstance(opts.d_i, torch.optim.SGD) and opts.d_i.defaults["lr"] == 1e-4
+    assert opts.d_i.defaults["momentum"] == 0.9
     sgd_d = build_optimizers(model, replace(model.config, disc_optim=get_profile("paper").disc_optim))
     assert isinstance(sgd_d.d_f, torch.optim.SGD) and sgd_d.d_f.defaults["lr"] == 1e-4
     d_params = {id(p) for p in model.feature_discriminator.parameters()}
@@ -248,6 +251,13 @@ def test_profiles_are_named_data():
     # cpu: Adam for D_F / D_I (SGD 1e-4 leaves D_F at chance for the whole cpu budget)
     cpu_d = get_profile("cpu").disc_optim
     assert (cpu_d.name, cpu_d.lr, cpu_d.betas) == ("adam", 1e-4, (0.9, 0.99))
+    for name in ("cadnet", "cadnet-f", "cadnet-g", "cadnet-no-adv-df", "cadnet-no-rec"):
+        c = make_config("cpu", name)
+        assert c.image_disc_optim.name == "sgd" and c.disc_optim.name == "adam"
+        assert c.to_dict()["di_optim"]["name"] == "sgd"
+    a = make_config("cpu", "authors-code")  # Adam for both discriminators, as their code
+    assert a.di_optim is None and a.image_disc_optim.name == "adam"
+    assert "di_optim" not in a.to_dict()  # unset: not in the dict (cache keys unchanged)
     assert paper.pretrained == "imagenet" and paper.lr_rates == (2, 3, 4)
     assert get_profile("cpu").backbone == "resnet18" and get_profile("cpu").pretrained == "none"
     with pytest.raises(ValueError, match="known profiles: paper, cpu, smoke"):

@@ -269,13 +269,14 @@ def make_optimizer(params, spec: OptimSpec) -> torch.optim.Optimizer:
 
 
 def build_optimizers(model: CADNet, config: CADNetConfig | None = None) -> CADNetOptimizers:
-    """``model_optim`` over E, G, F, C; ``disc_optim`` for D_F and for D_I, each only when its
+    """``model_optim`` over E, G, F, C; ``disc_optim`` for D_F and ``image_disc_optim``
+    (``di_optim``, else ``disc_optim``) for D_I, each only when its
     adversarial loss is enabled (else None, and that discriminator is never stepped)."""
     cfg = config or model.config
     return CADNetOptimizers(
         model=make_optimizer(model.generator_parameters(), cfg.model_optim),
         d_f=(make_optimizer(model.feature_discriminator.parameters(), cfg.disc_optim)
              if cfg.use_adv_df else None),
-        d_i=(make_optimizer(model.image_discriminator.parameters(), cfg.disc_optim)
+        d_i=(make_optimizer(model.image_discriminator.parameters(), cfg.image_disc_optim)
              if cfg.use_adv_di else None),
     )
