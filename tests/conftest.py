@@ -54,3 +54,19 @@ def caviar_root(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def authors_lists() -> Path:
     return _need(AUTHORS_LISTS)
+
+
+@pytest.fixture(scope="module")
+def small_viper(viper_root, tmp_path_factory):
+    """Training data of 8 real VIPeR identities (16 HR images) at the smoke input size."""
+    from benchmark.engine import TrainData
+    from datasets import load_dataset
+    from datasets.loader import ImageStore
+    from datasets.protocol import ProtocolOptions, get_manifest
+
+    ds = load_dataset("viper", viper_root)
+    ds.images = [r for r in ds.images if r.pid < 16]
+    m = get_manifest(ds, trial=0, seed=0, manifest_dir=tmp_path_factory.mktemp("m"),
+                     options=ProtocolOptions())
+    store = ImageStore(m.abspaths(m.frame.drop_duplicates("path")), (64, 32))
+    return TrainData.from_manifest(m, store)

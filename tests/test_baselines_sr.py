@@ -14,14 +14,12 @@ from baselines.csrgan import CSRGANTask, estimate_rates, stage_levels
 from baselines.cyclegan import CycleGANTask
 from baselines.sing import SINGTask
 from baselines.sr import REID_GRAD_TO_SR, SRCNN, clamp01, scale_grad
-from benchmark.engine import TrainData, train
+from benchmark.engine import train
 from benchmark.losses import CrossResolutionBatch
 from benchmark.methods import get_method_factory
 from benchmark.models import Classifier
 from benchmark.profiles import make_config
-from datasets import load_dataset
-from datasets.loader import ImageStore, make_lr
-from datasets.protocol import ProtocolOptions, get_manifest
+from datasets.loader import make_lr
 
 TASKS = {"sing": SINGTask, "csrgan": CSRGANTask, "cyclegan": CycleGANTask}
 ADVERSARIAL = ("csrgan", "cyclegan")
@@ -46,17 +44,6 @@ def random_batch(seed: int = 0, p: int = 4, k: int = 4, hw=(64, 32), rates=(2, 3
     pids = torch.arange(p).repeat_interleave(k)
     r = torch.tensor(rates, dtype=torch.float64)[torch.randint(len(rates), (p * k,), generator=g)]
     return CrossResolutionBatch(hr, pids, make_lr(target, r), pids.clone(), target)
-
-
-@pytest.fixture(scope="module")
-def small_viper(viper_root, tmp_path_factory):
-    """Training data of 8 real VIPeR identities (16 HR images) at the smoke input size."""
-    ds = load_dataset("viper", viper_root)
-    ds.images = [r for r in ds.images if r.pid < 16]
-    m = get_manifest(ds, trial=0, seed=0, manifest_dir=tmp_path_factory.mktemp("m"),
-                     options=ProtocolOptions())
-    store = ImageStore(m.abspaths(m.frame.drop_duplicates("path")), (64, 32))
-    return TrainData.from_manifest(m, store)
 
 
 @pytest.mark.parametrize("name", list(TASKS))

@@ -11,23 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from benchmark.engine import IdentitySampler, NonFiniteLoss, TrainData, load_checkpoint, train
+from benchmark.engine import IdentitySampler, NonFiniteLoss, load_checkpoint, train
 from benchmark.learned import CADNetTask
 from benchmark.profiles import make_config
-from datasets import load_dataset
-from datasets.loader import ImageStore
-from datasets.protocol import ProtocolOptions, get_manifest
-
-
-@pytest.fixture(scope="module")
-def small_viper(viper_root, tmp_path_factory):
-    """Training data of 8 real VIPeR identities (16 HR images) at the smoke input size."""
-    ds = load_dataset("viper", viper_root)
-    ds.images = [r for r in ds.images if r.pid < 16]
-    m = get_manifest(ds, trial=0, seed=0, manifest_dir=tmp_path_factory.mktemp("m"),
-                     options=ProtocolOptions())
-    store = ImageStore(m.abspaths(m.frame.drop_duplicates("path")), (64, 32))
-    return TrainData.from_manifest(m, store)
 
 
 def smoke_config(num_classes, **kw):
