@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -109,6 +110,22 @@ def test_figures_3_4_and_sweep(out):
     # 15 identities as the paper where the test split has them (16 SynthMLR ids: 8 test ids)
     # 8 ids x (4 query + 4 gallery images) x 4 rates
     assert len(prov["identities"]) == 8 and prov["points"] == 8 * 8 * 4
+    assert set(prov["separation"]) == {"cadnet", "cadnet-no-adv-df"}
+    assert prov["separation_points"] == 8 * 8 * 4  # every test identity (all 8 here)
+    for scores in prov["separation"].values():
+        assert -1 <= scores["silhouette_identity"] <= 1 and -1 <= scores["silhouette_rate"] <= 1
+
+
+def test_figure4_separation_by_hand():
+    from benchmark.figures import separation
+
+    # two identities on orthogonal directions, each seen at rates 1 and 2 with the same w:
+    # by identity every point sits on its cluster (s = 1); by rate each point's own cluster
+    # is at cosine distance 1 and the other at 0.5 on average, s = (0.5 - 1) / 1 = -0.5
+    w = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    s = separation(w, np.array([0, 0, 1, 1]), np.array([1, 2, 1, 2]))
+    assert s["silhouette_identity"] == pytest.approx(1.0)
+    assert s["silhouette_rate"] == pytest.approx(-0.5)
 
 
 def test_reported_values_are_joined_by_method_dataset_and_testset():
