@@ -40,9 +40,10 @@ def evaluate_recovery(method, manifest: Manifest, store: ImageStore, rows: pd.Da
     idx = store.indices(manifest.abspaths(rows))
     rates = torch.tensor(rows["rate"].tolist(), dtype=torch.float64)
     recovered, originals = [], []
+    upsample = getattr(method, "query_upsampling", "bilinear")
     for s in range(0, len(idx), batch_size):
         hr = store.batch(idx[s:s + batch_size])
-        recovered.append(method.recover(make_lr(hr, rates[s:s + batch_size], lr_method)))
+        recovered.append(method.recover(make_lr(hr, rates[s:s + batch_size], lr_method, upsample)))
         originals.append(hr)
     q = image_quality(torch.cat(recovered).clamp(0, 1), torch.cat(originals))
     out = {"ssim": q["SSIM"].mean, "psnr": q["PSNR"].mean, "lpips": q["LPIPS"].mean}

@@ -80,14 +80,16 @@ def figure3(cfg: RunConfig, persons: int = 6) -> list[Path]:
                              f"{', '.join(FIGURE3_METHODS)}")
         query = manifest.rows("query", "seen").sort_values("pid").head(persons)
         hr = store.batch(store.indices(manifest.abspaths(query)))
-        blocks = {"input": lambda x: x, **{m: meth.recover for m, meth in methods.items()}}
+        blocks = {"input": (lambda x: x, "bilinear"),
+                  **{m: (meth.recover, getattr(meth, "query_upsampling", "bilinear"))
+                     for m, meth in methods.items()}}
         cols = len(blocks) * len(FIGURE3_RATES)
         fig, axes = plt.subplots(len(hr), cols, figsize=(cols * 0.75, len(hr) * 1.5),
                                  squeeze=False)
-        for b, (name, fn) in enumerate(blocks.items()):
+        for b, (name, (fn, upsample)) in enumerate(blocks.items()):
             for j, r in enumerate(FIGURE3_RATES):
                 with torch.inference_mode():
-                    images = fn(make_lr(hr, [r] * len(hr), cfg.lr_method)).clamp(0, 1)
+                    images = fn(make_lr(hr, [r] * len(hr), cfg.lr_method, upsample)).clamp(0, 1)
                 for i in range(len(hr)):
                     ax = axes[i, b * len(FIGURE3_RATES) + j]
                     ax.imshow(images[i].permute(1, 2, 0).numpy())

@@ -192,6 +192,7 @@ class TaskMethod(LearnedMethod):
         self.task_cls = task_cls
         self.produces_images = getattr(task_cls, "produces_images", False)
         self.query_upsampling = getattr(task_cls, "query_upsampling", "bilinear")
+        self.recovered_is_query = getattr(task_cls, "recovered_is_query", False)
         self.config_overrides = dict(getattr(task_cls, "config_overrides", {}))
         self.preset = getattr(task_cls, "preset", "cadnet")
         self.shares_model_with = getattr(task_cls, "shares_model_with", None)
@@ -202,3 +203,10 @@ class TaskMethod(LearnedMethod):
 
     def make_task(self, config, device):
         return self.task_cls(config, device)
+
+    def recover(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's recovered image, or, for an interpolation-only method (``bicubic``),
+        the up-sampled query itself: Table 2's no-learning reference row."""
+        if self.recovered_is_query:
+            return images.float().cpu()
+        return super().recover(images)

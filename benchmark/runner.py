@@ -63,7 +63,7 @@ def result_path(cfg: RunConfig, dataset: str, method: str, trial: int) -> Path:
             / f"seed{cfg.seed}-trial{trial}.json")
 
 
-EVAL_VERSION = 2  # bump when evaluation changes what a stored result holds
+EVAL_VERSION = 3  # bump when evaluation changes what a stored result holds
 
 
 def result_key(cfg: RunConfig, dataset: str, method: str, trial: int, manifest: Manifest) -> dict:

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 import benchmark.runner as runner
@@ -94,6 +95,24 @@ def test_table2_columns_for_image_recovering_methods(out):
     if t.lpips.isna().any():  # no AlexNet weights offline: NaN, and the reason is recorded
         prov = json.loads((out / "table2.provenance.json").read_text())
         assert any("LPIPS" in n for n in prov["notes"])
+
+
+def test_table2_bicubic_row_is_the_interpolated_query(out):
+    """Table 2's no-learning reference: SSIM / PSNR of the bicubic-up-sampled query itself,
+    rank-1 of the hr-only model on it (the same number as Table 1's ``bicubic`` row)."""
+    from benchmark.methods import get_method_factory
+
+    assert run(out, "--table", "2", "--methods", "bicubic") == 0
+    t = pd.read_csv(out / "table2.csv").set_index("testset")
+    assert list(t.method.unique()) == ["bicubic"]
+    # interpolation recovers less from r = 8 than from r in {2, 3, 4}: strictly lower PSNR/SSIM
+    assert t.psnr["seen"] > t.psnr["unseen"] > 5 and t.ssim["seen"] > t.ssim["unseen"]
+    assert run(out, "--table", "1", "--methods", "bicubic") == 0
+    t1 = pd.read_csv(out / "table1.csv").set_index("testset")
+    assert t1.rank1["seen"] == t.rank1["seen"] and t1.rank1["unseen"] == t.rank1["unseen"]
+    method = get_method_factory("bicubic")()
+    x = torch.rand(2, 3, 16, 8)
+    assert method.produces_images and torch.equal(method.recover(x), x)
 
 
 def test_figures_3_4_and_sweep(out):
