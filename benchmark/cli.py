@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(Li et al., ICCV 2019) for cross-resolution person re-ID.")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--table", type=int, choices=[1, 2, 3], help="regenerate Table 1, 2 or 3")
-    what.add_argument("--figure", choices=["3", "4", "sweep"], help="regenerate a figure")
+    what.add_argument("--figure", choices=["3", "4", "sweep", "invariance"],
+                      help="regenerate a figure; sweep and invariance (a linear HR-vs-LR probe "
+                           "on each method's features) are beyond the paper")
     what.add_argument("--list-datasets", action="store_true",
                       help="list the datasets found under --data-root and exit")
     p.add_argument("--datasets", help="comma-separated: market1501, dukemtmcreid, cuhk03, viper, "

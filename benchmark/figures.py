@@ -9,6 +9,9 @@
   behind the picture).
 * Sweep (beyond the paper): rank-1 against the down-sampling rate, 1 to 8 including
   non-integer rates, for every method.
+* Invariance probe (beyond the paper): how well a linear classifier tells a test image's
+  feature at HR from its feature at rate r, per method (0.5 = the feature does not reveal
+  the resolution; what Eq. 1 asks of CAD-Net's encoder).
 
 All use trial 0's manifest and the cached models of that trial (training them if absent).
 """
@@ -38,6 +41,8 @@ FIGURE3_METHODS = ("cyclegan", "sing", "csrgan", "cadnet")
 FIGURE4_METHODS = ("cadnet-no-adv-df", "cadnet")
 FIGURE3_RATES = (1, 2, 4, 8)
 SWEEP_RATES = (1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8)
+PROBE_RATES = (2, 3, 4, 8)
+PROBE_FOLDS = 5
 
 
 def save_png(fig, path: Path) -> Path:
@@ -246,4 +251,67 @@ def sweep(cfg: RunConfig) -> list[Path]:
     return paths
 
 
-FIGURES = {"3": (figure3, FIGURE3_METHODS), "4": (figure4, FIGURE4_METHODS), "sweep": (sweep, None)}
+def resolution_probe(hr: np.ndarray, lr: np.ndarray, pids: np.ndarray,
+                     folds: int = PROBE_FOLDS) -> float:
+    """Held-out accuracy of a linear HR-vs-LR classifier on features (chance 0.5).
+
+    Row i of ``hr`` and ``lr`` is one image at HR and at a lower resolution. Logistic
+    regression on standardised features, cross-validated with folds grouped by identity, so
+    an image's two copies, and every image of a person, are always in the same fold.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.concatenate([hr, lr]).astype(np.float64)
+    y = np.repeat([0, 1], len(hr))
+    groups = np.concatenate([pids, pids])
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    return float(cross_val_score(clf, x, y, groups=groups, cv=GroupKFold(folds)).mean())
+
+
+def invariance(cfg: RunConfig) -> list[Path]:
+    """Resolution probe per method and rate on trial 0's test images (HR vs rate r)."""
+    t0, rows = time.perf_counter(), []
+    for dataset in cfg.datasets:
+        manifest, store = _trial0(cfg, dataset)
+        test = pd.concat([manifest.rows("query", "seen"), manifest.rows("gallery")])
+        test = test.drop_duplicates("path").sort_values(["pid", "path"])
+        pids = test["pid"].to_numpy()
+        for name in cfg.methods:
+            method = fit_method(name, manifest, store, cfg)
+            hr = extract_features(method, store, manifest, test, cfg.lr_method,
+                                  rates=[1] * len(test)).numpy()
+            for r in PROBE_RATES:
+                lr = extract_features(method, store, manifest, test, cfg.lr_method,
+                                      rates=[r] * len(test)).numpy()
+                rows.append({"dataset": dataset, "method": name, "rate": r,
+                             "probe_accuracy": round(resolution_probe(hr, lr, pids), 4),
+                             "images": len(test), "identities": len(set(pids)),
+                             "init": method.init})
+    table = pd.DataFrame(rows)
+    out = Path(cfg.out)
+    atomic_write_text(out / "invariance.csv", table.to_csv(index=False, lineterminator="\n"))
+    paths = [out / "invariance.csv"]
+    for dataset, part in table.groupby("dataset", sort=False):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for name, line in part.groupby("method", sort=False):
+            ax.plot(line["rate"], line["probe_accuracy"], marker="o", ms=3, label=name)
+        ax.axhline(0.5, color="grey", ls="--", lw=1, label="chance (invariant)")
+        ax.axvspan(2, 4, color="grey", alpha=0.12, label="seen rates")
+        ax.set_xlabel("down-sampling rate r of the LR copy")
+        ax.set_ylabel(f"HR-vs-LR probe accuracy ({PROBE_FOLDS}-fold, by identity)")
+        ax.set_title(f"Does the re-ID feature reveal the resolution? {dataset} test images")
+        ax.legend(fontsize=7, ncol=2)
+        paths.append(save_png(fig, out / f"invariance_{dataset}.png"))
+    atomic_write_json(out / "invariance.provenance.json",
+                      provenance(cfg, "invariance", time.perf_counter() - t0,
+                                 rates=list(PROBE_RATES), folds=PROBE_FOLDS,
+                                 probe="StandardScaler + LogisticRegression, GroupKFold by pid, "
+                                       "features = each method's re-ID descriptor"))
+    return paths
+
+
+FIGURES = {"3": (figure3, FIGURE3_METHODS), "4": (figure4, FIGURE4_METHODS), "sweep": (sweep, None),
+           "invariance": (invariance, None)}

@@ -147,6 +147,34 @@ def test_figure4_separation_by_hand():
     assert s["silhouette_rate"] == pytest.approx(-0.5)
 
 
+def test_invariance_probe_figure(out):
+    assert run(out, "--figure", "invariance", "--methods", "hist,cadnet") == 0
+    t = pd.read_csv(out / "invariance.csv")
+    assert list(t.columns) == ["dataset", "method", "rate", "probe_accuracy", "images",
+                               "identities", "init"]
+    assert list(zip(t.method, t.rate)) == [(m, r) for m in ("hist", "cadnet") for r in (2, 3, 4, 8)]
+    assert t.probe_accuracy.between(0, 1).all() and (t.identities == 8).all()
+    with Image.open(out / "invariance_synthetic.png") as im:
+        assert im.size[0] > 300
+    prov = json.loads((out / "invariance.provenance.json").read_text())
+    assert prov["folds"] == 5 and prov["rates"] == [2, 3, 4, 8]
+
+
+def test_resolution_probe_by_hand():
+    from benchmark.figures import resolution_probe
+
+    rng = np.random.default_rng(0)
+    hr = rng.normal(size=(40, 6))
+    pids = np.repeat(np.arange(10), 4)
+    # identical features at both resolutions: every test fold holds both copies of each image
+    # and the classifier gives them one label, so exactly half are right
+    assert resolution_probe(hr, hr.copy(), pids) == 0.5
+    # a resolution offset on one coordinate far beyond the noise: perfectly separable
+    shifted = hr.copy()
+    shifted[:, 0] += 20.0
+    assert resolution_probe(hr, shifted, pids) == 1.0
+
+
 def test_reported_values_are_joined_by_method_dataset_and_testset():
     from benchmark.tables import TABLES, with_reported
 
