@@ -53,7 +53,8 @@ here from our reading of the paper, not re-checked against its text while writin
 * No separate pre-training of the SR-GANs: the cascade and the re-ID network are trained
   jointly from the start, the re-ID gradient into the cascade weighted 0.01 (ours).
 * Smaller generators (4 residual blocks per stage, 3x3 end convolutions), CAD-Net's D_I as
-  the discriminator (not SRGAN's VGG-style one), SGD with CAD-Net's settings (not Adam),
+  the discriminator (not SRGAN's VGG-style one), CAD-Net's optimiser settings (SGD for generators and re-ID;
+  the profile's ``disc_optim`` for the discriminators),
   the profile's ResNet trunk with ID + batch-hard triplet loss as the re-ID network.
 """
 

@@ -19,7 +19,7 @@ never says whether an image is a query: ``baselines/sr.py``):
   fakes (CycleGAN's halved objective), after the generator step.
 * **Re-ID.** A standard re-ID network (:class:`baselines.reid.ReIDNet`, as ``hr-only``)
   trained on the HR batch only with ID + batch-hard triplet loss, independently of the
-  translation losses (no gradient flows between the two; they share one SGD optimiser over
+  translation losses (no gradient flows between the two; they share one optimiser over
   disjoint parameters, which is the same as two).
 * **Test time.** Every image x, query or gallery, gives ``R(G(x))``: the harness cannot
   say which images are LR, so every image is translated, as a deployed system that cannot
@@ -30,8 +30,9 @@ never says whether an image is a query: ``baselines/sr.py``):
 
 Differences from CycleGAN (for the README's deviation list): narrower generators (base
 width ``decoder_width``: 8 smoke, 16 cpu, 32 paper profile; CycleGAN 64) with 3 residual
-blocks (CycleGAN: 6 at 128 px, 9 at 256 px); SGD with CAD-Net's settings (``model_optim`` /
-``disc_optim``) instead of Adam(2e-4, beta1 0.5) with linear decay; no history pool of 50
+blocks (CycleGAN: 6 at 128 px, 9 at 256 px); the profile's optimisers as for CAD-Net
+(``model_optim`` SGD for the generators; ``disc_optim`` for the discriminators: SGD in the
+paper profile, Adam 1e-4 in cpu/smoke) instead of Adam(2e-4, beta1 0.5) with linear decay; no history pool of 50
 generated images for the discriminators (it would draw random numbers outside the engine's
 seeded, resumable stream); the number of epochs is the profile's. The identity loss is
 optional in CycleGAN and used here for the reason above. The re-ID network is the

@@ -21,7 +21,8 @@ Conventions common to the three methods
   the last map (L2-normalised iff ``config.l2_test_features``), Euclidean distance.
 * **Optimisers.** ``config.model_optim`` (SGD lr 1e-3, momentum 0.9, wd 5e-4 in every
   profile) for SR networks, generators and the re-ID network; ``config.disc_optim`` for the
-  discriminators. Not the original papers' optimisers (Adam for SRGAN / CycleGAN): the same
+  discriminators (SGD lr 1e-4 in the paper profile, Adam lr 1e-4 in cpu/smoke, as CAD-Net's
+  D_F). Not the original papers' optimisers (Adam for SRGAN / CycleGAN): the same
   settings as CAD-Net, so that differences come from the method.
 * **Joint SR + re-ID training** (sing, csrgan): the re-ID loss reaches the SR networks
   with weight :data:`REID_GRAD_TO_SR` = 0.01 (:func:`scale_grad`; the re-ID network gets
