@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -35,7 +36,14 @@ from datasets.loader import make_lr  # noqa: E402
 from .evaluation import extract_features  # noqa: E402
 from .metrics import evaluate_ranking, pairwise_distance  # noqa: E402
 from .provenance import atomic_write_json, atomic_write_text, base_provenance, is_main_process  # noqa: E402
-from .runner import RunConfig, fit_method, image_store, load_checked, open_manifest  # noqa: E402
+from .runner import (  # noqa: E402
+    RunConfig,
+    cached_rows,
+    fit_method,
+    image_store,
+    load_checked,
+    open_manifest,
+)
 
 FIGURE3_METHODS = ("cyclegan", "sing", "csrgan", "cadnet")
 FIGURE4_METHODS = ("cadnet-no-adv-df", "cadnet")
@@ -204,6 +212,23 @@ def figure4(cfg: RunConfig, identities: int = 15) -> list[Path]:
     return paths
 
 
+def _sweep_rows(cfg: RunConfig, dataset: str, name: str, trial: int, manifest, store) -> list:
+    """Rank-1 of one method at every rate of SWEEP_RATES (queries: the seen query set)."""
+    query, gallery = manifest.rows("query", "seen"), manifest.rows("gallery")
+    method = fit_method(name, manifest, store, cfg)
+    g = extract_features(method, store, manifest, gallery, cfg.lr_method)
+    out = []
+    for r in SWEEP_RATES:
+        q = extract_features(method, store, manifest, query, cfg.lr_method, rates=[r] * len(query))
+        res = evaluate_ranking(pairwise_distance(q, g), query["pid"].to_numpy(),
+                               gallery["pid"].to_numpy(), query["camid"].to_numpy(),
+                               gallery["camid"].to_numpy(), max_rank=1,
+                               single_shot=cfg.protocol == "paper", seed=cfg.seed + trial)
+        out.append({"dataset": dataset, "method": name, "trial": trial, "rate": r,
+                    "rank1": 100 * float(res.cmc[0])})
+    return out
+
+
 def sweep(cfg: RunConfig) -> list[Path]:
     """Rank-1 (single-shot, as Table 1) of every method against the down-sampling rate."""
     t0, rows = time.perf_counter(), []
@@ -212,20 +237,10 @@ def sweep(cfg: RunConfig) -> list[Path]:
         for trial in range(cfg.num_trials(dataset)):
             manifest = open_manifest(cfg, ds, trial)
             store = image_store(cfg, manifest)
-            query, gallery = manifest.rows("query", "seen"), manifest.rows("gallery")
             for name in cfg.methods:
-                method = fit_method(name, manifest, store, cfg)
-                g = extract_features(method, store, manifest, gallery, cfg.lr_method)
-                for r in SWEEP_RATES:
-                    q = extract_features(method, store, manifest, query, cfg.lr_method,
-                                         rates=[r] * len(query))
-                    res = evaluate_ranking(pairwise_distance(q, g), query["pid"].to_numpy(),
-                                           gallery["pid"].to_numpy(), query["camid"].to_numpy(),
-                                           gallery["camid"].to_numpy(), max_rank=1,
-                                           single_shot=cfg.protocol == "paper",
-                                           seed=cfg.seed + trial)
-                    rows.append({"dataset": dataset, "method": name, "trial": trial,
-                                 "rate": r, "rank1": 100 * float(res.cmc[0])})
+                rows += cached_rows(cfg, dataset, name, trial, manifest, "sweep",
+                                    {"rates": list(SWEEP_RATES)},
+                                    partial(_sweep_rows, cfg, dataset, name, trial, manifest, store))
     per_trial = pd.DataFrame(rows)
     table = (per_trial.groupby(["dataset", "method", "rate"], sort=False)["rank1"]
              .agg(rank1="mean", rank1_std=lambda x: x.std(ddof=1) if len(x) > 1 else 0.0,
@@ -271,6 +286,22 @@ def resolution_probe(hr: np.ndarray, lr: np.ndarray, pids: np.ndarray,
     return float(cross_val_score(clf, x, y, groups=groups, cv=GroupKFold(folds)).mean())
 
 
+def _probe_rows(cfg: RunConfig, dataset: str, name: str, manifest, store, test) -> list:
+    """Probe accuracy of one method at every rate of PROBE_RATES on the ``test`` images."""
+    pids = test["pid"].to_numpy()
+    method = fit_method(name, manifest, store, cfg)
+    hr = extract_features(method, store, manifest, test, cfg.lr_method,
+                          rates=[1] * len(test)).numpy()
+    out = []
+    for r in PROBE_RATES:
+        lr = extract_features(method, store, manifest, test, cfg.lr_method,
+                              rates=[r] * len(test)).numpy()
+        out.append({"dataset": dataset, "method": name, "rate": r,
+                    "probe_accuracy": round(resolution_probe(hr, lr, pids), 4),
+                    "images": len(test), "identities": len(set(pids)), "init": method.init})
+    return out
+
+
 def invariance(cfg: RunConfig) -> list[Path]:
     """Resolution probe per method and rate on trial 0's test images (HR vs rate r)."""
     t0, rows = time.perf_counter(), []
@@ -278,18 +309,10 @@ def invariance(cfg: RunConfig) -> list[Path]:
         manifest, store = _trial0(cfg, dataset)
         test = pd.concat([manifest.rows("query", "seen"), manifest.rows("gallery")])
         test = test.drop_duplicates("path").sort_values(["pid", "path"])
-        pids = test["pid"].to_numpy()
         for name in cfg.methods:
-            method = fit_method(name, manifest, store, cfg)
-            hr = extract_features(method, store, manifest, test, cfg.lr_method,
-                                  rates=[1] * len(test)).numpy()
-            for r in PROBE_RATES:
-                lr = extract_features(method, store, manifest, test, cfg.lr_method,
-                                      rates=[r] * len(test)).numpy()
-                rows.append({"dataset": dataset, "method": name, "rate": r,
-                             "probe_accuracy": round(resolution_probe(hr, lr, pids), 4),
-                             "images": len(test), "identities": len(set(pids)),
-                             "init": method.init})
+            rows += cached_rows(cfg, dataset, name, 0, manifest, "invariance",
+                                {"rates": list(PROBE_RATES), "folds": PROBE_FOLDS},
+                                partial(_probe_rows, cfg, dataset, name, manifest, store, test))
     table = pd.DataFrame(rows)
     out = Path(cfg.out)
     atomic_write_text(out / "invariance.csv", table.to_csv(index=False, lineterminator="\n"))

@@ -117,6 +117,23 @@ def load_checked(cfg: RunConfig, name: str):
                                              **cfg.dataset_options.get(name, {})))
 
 
+def cached_rows(cfg: RunConfig, dataset: str, method: str, trial: int, manifest: Manifest,
+                kind: str, settings: dict, compute) -> list[dict]:
+    """Rows of a per-(method, trial) measurement other than the tables' (``kind``: the rate
+    sweep, the invariance probe), stored beside the result file under the same key plus
+    ``settings``; ``compute()`` runs only when no stored rows match (or with --retrain)."""
+    path = result_path(cfg, dataset, method, trial).with_suffix(f".{kind}.json")
+    key = {**result_key(cfg, dataset, method, trial, manifest), "kind": kind, **settings}
+    if (path.exists() and not cfg.extra.get("retrain")
+            and (old := json.loads(path.read_text())).get("key") == key):
+        return old["rows"]
+    t0 = time.perf_counter()
+    rows = compute()
+    atomic_write_json(path, {"key": key, "rows": rows, "wall_s": time.perf_counter() - t0,
+                             "provenance": {**base_provenance(cfg.device), "config": asdict(cfg)}})
+    return rows
+
+
 def run_methods(cfg: RunConfig) -> pd.DataFrame:
     """Every (dataset, trial, method) result as one row each (testset rows per query set)."""
     rows, info = [], {}

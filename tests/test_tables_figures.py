@@ -147,6 +147,22 @@ def test_figure4_separation_by_hand():
     assert s["silhouette_rate"] == pytest.approx(-0.5)
 
 
+def test_sweep_reuses_stored_rows_per_method(out, monkeypatch):
+    """A second sweep computes nothing for methods already measured; a new method only."""
+    import benchmark.figures as figures
+
+    first = (out / "sweep.csv").read_bytes()
+    calls = []
+    orig = figures._sweep_rows
+    monkeypatch.setattr(figures, "_sweep_rows", lambda *a: calls.append(a[2]) or orig(*a))
+    assert run(out, "--figure", "sweep", "--methods", "hist,cadnet") == 0
+    assert calls == [] and (out / "sweep.csv").read_bytes() == first
+    assert run(out, "--figure", "sweep", "--methods", "hist,cadnet,lr-aug") == 0
+    assert calls == ["lr-aug"]
+    t = pd.read_csv(out / "sweep.csv")
+    assert list(t.method.unique()) == ["hist", "cadnet", "lr-aug"]
+
+
 def test_invariance_probe_figure(out):
     assert run(out, "--figure", "invariance", "--methods", "hist,cadnet") == 0
     t = pd.read_csv(out / "invariance.csv")
