@@ -54,7 +54,8 @@ def aggregate(per_trial: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             frame[m] = math.nan
     g = frame.groupby(KEYS, sort=False)
     mean = g[list(spec.metrics)].mean()
-    std = g[list(spec.metrics)].std(ddof=1).fillna(0.0).add_suffix("_std")
+    # one trial: std 0; a metric that could not be measured (NaN mean, e.g. LPIPS offline): NaN
+    std = g[list(spec.metrics)].std(ddof=1).fillna(0.0).where(mean.notna()).add_suffix("_std")
     extra = g.agg(trials=("trial", "nunique"), init=("init", "first"),
                   num_queries=("num_queries", "first"))
     table = pd.concat([mean, std, extra], axis=1).reset_index()
@@ -98,6 +99,8 @@ def _digits(metric: str) -> int:
 
 def cell(row, m: str, paper: bool = True) -> str:
     d = _digits(m)
+    if math.isnan(getattr(row, m)):
+        return "n/a"
     s = f"{_fmt(getattr(row, m), d)} ± {_fmt(getattr(row, m + '_std'), d)}"
     ref = getattr(row, m + "_paper", math.nan)
     if paper and not math.isnan(ref):

@@ -95,6 +95,8 @@ def test_table2_columns_for_image_recovering_methods(out):
     if t.lpips.isna().any():  # no AlexNet weights offline: NaN, and the reason is recorded
         prov = json.loads((out / "table2.provenance.json").read_text())
         assert any("LPIPS" in n for n in prov["notes"])
+        assert t.lpips_std.isna().all()  # no spread is claimed for what was not measured
+        assert "| n/a |" in (out / "table2.md").read_text()
 
 
 def test_table2_bicubic_row_is_the_interpolated_query(out):
