@@ -51,6 +51,7 @@ FIGURE3_RATES = (1, 2, 4, 8)
 SWEEP_RATES = (1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8)
 PROBE_RATES = (2, 3, 4, 8)
 PROBE_FOLDS = 5
+PROBE_COLUMNS = ["dataset", "method", "rate", "probe_accuracy", "images", "identities", "init"]
 
 
 def save_png(fig, path: Path) -> Path:
@@ -313,7 +314,7 @@ def invariance(cfg: RunConfig) -> list[Path]:
             rows += cached_rows(cfg, dataset, name, 0, manifest, "invariance",
                                 {"rates": list(PROBE_RATES), "folds": PROBE_FOLDS},
                                 partial(_probe_rows, cfg, dataset, name, manifest, store, test))
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows)[PROBE_COLUMNS]  # stored rows come back with sorted keys
     out = Path(cfg.out)
     atomic_write_text(out / "invariance.csv", table.to_csv(index=False, lineterminator="\n"))
     paths = [out / "invariance.csv"]

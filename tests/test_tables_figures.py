@@ -176,6 +176,9 @@ def test_invariance_probe_figure(out):
         assert im.size[0] > 300
     prov = json.loads((out / "invariance.provenance.json").read_text())
     assert prov["folds"] == 5 and prov["rates"] == [2, 3, 4, 8]
+    first = (out / "invariance.csv").read_bytes()  # again, from the stored rows: same bytes
+    assert run(out, "--figure", "invariance", "--methods", "hist,cadnet") == 0
+    assert (out / "invariance.csv").read_bytes() == first
 
 
 def test_resolution_probe_by_hand():
