@@ -77,7 +77,11 @@ def test_task_trains_through_the_engine_with_finite_losses(synth, name):
     feats = task.model.extract_features(data.store.batch(data.index[:5]))
     assert feats.shape == (5, task.model.encoder.trunk.out_channels) == (5, 64)
     assert torch.isfinite(feats).all() and task.model.init == "random"
-    assert not hasattr(task.model, "recover") and not TASKS[name].produces_images
+    # no network here recovers images; bicubic reports its interpolated query as "recovered"
+    # (Table 2's no-learning reference row), the others report none
+    assert not hasattr(task.model, "recover")
+    assert TASKS[name].produces_images == (name == "bicubic")
+    assert getattr(TASKS[name], "recovered_is_query", False) == (name == "bicubic")
 
 
 def test_hr_only_ignores_the_lr_half_and_lr_aug_does_not(synth):
