@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder holding the datasets in torchreid's layout (default: ./data)")
     p.add_argument("--protocol", choices=["paper", "authors"], default="paper",
                    help="paper: the paper's text (default); authors: the authors' split lists")
+    p.add_argument("--compare-protocols", action="store_true",
+                   help="with --table and --authors-lists: run the table under the paper's "
+                        "protocol and the authors' lists and write tableN-protocols.csv/.md "
+                        "side by side (authors - paper differences)")
     p.add_argument("--authors-lists", type=Path,
                    help="folder of the authors' lists (one subfolder per dataset); needed by "
                    "--protocol authors")
@@ -231,6 +235,19 @@ def init_distributed(cuda: bool) -> str:
 def dispatch(args) -> int:
     from . import tables
 
+    if args.compare_protocols:
+        if args.table is None or args.authors_lists is None or args.protocol != "paper":
+            raise UsageError("--compare-protocols needs --table N and --authors-lists DIR "
+                             "(and no --protocol: it runs both)")
+        from argparse import Namespace
+
+        default = list(tables.TABLES[args.table].default_methods)
+        paper = make_config(Namespace(**{**vars(args), "authors_lists": None}), default)
+        authors = make_config(Namespace(**{**vars(args), "protocol": "authors", "trials": 1}),
+                              default)
+        paths = tables.compare_protocols(args.table, paper, authors)
+        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
     if args.table is not None:
         spec = tables.TABLES[args.table]
         cfg = make_config(args, default_methods=list(spec.default_methods))

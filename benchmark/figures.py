@@ -43,6 +43,7 @@ from .runner import (  # noqa: E402
     image_store,
     load_checked,
     open_manifest,
+    output_path,
 )
 
 FIGURE3_METHODS = ("cyclegan", "sing", "csrgan", "cadnet")
@@ -113,8 +114,8 @@ def figure3(cfg: RunConfig, persons: int = 6) -> list[Path]:
                         ax.set_title(f"{name}\nr={r}" if j == 0 else f"r={r}", fontsize=7)
         fig.suptitle(f"Figure 3: recovered HR images, {dataset} test set (first block: LR "
                      "input; r = 8 unseen in training)", fontsize=8)
-        paths.append(save_png(fig, Path(cfg.out) / f"figure3_{dataset}.png"))
-        atomic_write_json(Path(cfg.out) / f"figure3_{dataset}.provenance.json",
+        paths.append(save_png(fig, output_path(cfg, f"figure3_{dataset}.png")))
+        atomic_write_json(output_path(cfg, f"figure3_{dataset}.provenance.json"),
                           provenance(cfg, "3", time.perf_counter() - t0, dataset=dataset,
                                      persons=query["pid"].tolist(), rates=list(FIGURE3_RATES),
                                      init={m: meth.init for m, meth in methods.items()}))
@@ -203,8 +204,8 @@ def figure4(cfg: RunConfig, identities: int = 15) -> list[Path]:
                      f"rates {FIGURE3_RATES}; silhouettes (cosine) on w of all "
                      f"{len(available)} test identities", fontsize=10)
         fig.tight_layout(rect=(0, 0, 1, 0.93))
-        paths.append(save_png(fig, Path(cfg.out) / f"figure4_{dataset}.png"))
-        atomic_write_json(Path(cfg.out) / f"figure4_{dataset}.provenance.json",
+        paths.append(save_png(fig, output_path(cfg, f"figure4_{dataset}.png")))
+        atomic_write_json(output_path(cfg, f"figure4_{dataset}.provenance.json"),
                           provenance(cfg, "4", time.perf_counter() - t0, dataset=dataset,
                                      identities=[int(i) for i in ids], points=len(images),
                                      perplexity=perplexity, separation=scores,
@@ -246,9 +247,8 @@ def sweep(cfg: RunConfig) -> list[Path]:
     table = (per_trial.groupby(["dataset", "method", "rate"], sort=False)["rank1"]
              .agg(rank1="mean", rank1_std=lambda x: x.std(ddof=1) if len(x) > 1 else 0.0,
                   trials="count").reset_index().round(4))
-    out = Path(cfg.out)
-    atomic_write_text(out / "sweep.csv", table.to_csv(index=False, lineterminator="\n"))
-    paths = [out / "sweep.csv"]
+    atomic_write_text(output_path(cfg, "sweep.csv"), table.to_csv(index=False, lineterminator="\n"))
+    paths = [output_path(cfg, "sweep.csv")]
     for dataset, part in table.groupby("dataset", sort=False):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for name, line in part.groupby("method", sort=False):
@@ -259,8 +259,8 @@ def sweep(cfg: RunConfig) -> list[Path]:
         ax.set_ylabel("rank-1 (%)")
         ax.set_title(f"Rank-1 against query resolution, {dataset}")
         ax.legend(fontsize=7, ncol=2)
-        paths.append(save_png(fig, out / f"sweep_{dataset}.png"))
-    atomic_write_json(out / "sweep.provenance.json",
+        paths.append(save_png(fig, output_path(cfg, f"sweep_{dataset}.png")))
+    atomic_write_json(output_path(cfg, "sweep.provenance.json"),
                       provenance(cfg, "sweep", time.perf_counter() - t0,
                                  rates=list(SWEEP_RATES),
                                  trials={d: cfg.num_trials(d) for d in cfg.datasets}))
@@ -315,9 +315,8 @@ def invariance(cfg: RunConfig) -> list[Path]:
                                 {"rates": list(PROBE_RATES), "folds": PROBE_FOLDS},
                                 partial(_probe_rows, cfg, dataset, name, manifest, store, test))
     table = pd.DataFrame(rows)[PROBE_COLUMNS]  # stored rows come back with sorted keys
-    out = Path(cfg.out)
-    atomic_write_text(out / "invariance.csv", table.to_csv(index=False, lineterminator="\n"))
-    paths = [out / "invariance.csv"]
+    atomic_write_text(output_path(cfg, "invariance.csv"), table.to_csv(index=False, lineterminator="\n"))
+    paths = [output_path(cfg, "invariance.csv")]
     for dataset, part in table.groupby("dataset", sort=False):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for name, line in part.groupby("method", sort=False):
@@ -328,8 +327,8 @@ def invariance(cfg: RunConfig) -> list[Path]:
         ax.set_ylabel(f"HR-vs-LR probe accuracy ({PROBE_FOLDS}-fold, by identity)")
         ax.set_title(f"Does the re-ID feature reveal the resolution? {dataset} test images")
         ax.legend(fontsize=7, ncol=2)
-        paths.append(save_png(fig, out / f"invariance_{dataset}.png"))
-    atomic_write_json(out / "invariance.provenance.json",
+        paths.append(save_png(fig, output_path(cfg, f"invariance_{dataset}.png")))
+    atomic_write_json(output_path(cfg, "invariance.provenance.json"),
                       provenance(cfg, "invariance", time.perf_counter() - t0,
                                  rates=list(PROBE_RATES), folds=PROBE_FOLDS,
                                  probe="StandardScaler + LogisticRegression, GroupKFold by pid, "

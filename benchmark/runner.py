@@ -63,6 +63,15 @@ def result_path(cfg: RunConfig, dataset: str, method: str, trial: int) -> Path:
             / f"seed{cfg.seed}-trial{trial}.json")
 
 
+def output_path(cfg: RunConfig, name: str) -> Path:
+    """``OUT/name`` for the paper's protocol, ``OUT/<stem>-<protocol>.<ext>`` for another, so
+    a run under the authors' lists never overwrites the paper-protocol outputs."""
+    if cfg.protocol == "paper":
+        return Path(cfg.out) / name
+    stem, _, ext = name.partition(".")
+    return Path(cfg.out) / f"{stem}-{cfg.protocol}.{ext}"
+
+
 EVAL_VERSION = 3  # bump when evaluation changes what a stored result holds
 
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .provenance import atomic_write_json, atomic_write_text, base_provenance
-from .runner import RunConfig, run_methods
+from .runner import RunConfig, output_path, run_methods
 
 KEYS = ["dataset", "method", "testset"]
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
@@ -137,9 +137,8 @@ def print_table(table: pd.DataFrame, spec: TableSpec) -> None:
 def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: float,
                 dataset_info: dict | None = None, notes: list[str] | None = None
                 ) -> dict[str, Path]:
-    out = Path(cfg.out)
-    paths = {"csv": out / f"{spec.name}.csv", "md": out / f"{spec.name}.md",
-             "provenance": out / f"{spec.name}.provenance.json"}
+    paths = {k: output_path(cfg, f"{spec.name}.{ext}")
+             for k, ext in (("csv", "csv"), ("md", "md"), ("provenance", "provenance.json"))}
     atomic_write_text(paths["csv"], table.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(paths["md"], to_markdown(table, spec, cfg))
     atomic_write_json(paths["provenance"], {
@@ -167,3 +166,40 @@ def make_table(number: int, cfg: RunConfig) -> dict[str, Path]:
         Console(stderr=True).print(f"[yellow]note: LPIPS unavailable: {n}")
     return write_table(table, spec, cfg, time.perf_counter() - t0,
                        per_trial.attrs.get("datasets"), [f"LPIPS: {n}" for n in notes])
+
+
+def compare_protocols(number: int, paper_cfg: RunConfig, authors_cfg: RunConfig) -> dict[str, Path]:
+    """Table ``number`` under the paper's text and under the authors' lists, side by side:
+    ``<metric>@paper``, ``<metric>@authors`` and their difference (authors - paper)."""
+    spec = TABLES[number]
+    t0 = time.perf_counter()
+    frames = {c.protocol: pd.read_csv(make_table(number, c)["csv"]) for c in (paper_cfg, authors_cfg)}
+    cols = {p: f[KEYS + list(spec.metrics) + ["trials"]].rename(
+        columns={m: f"{m}@{p}" for m in [*spec.metrics, "trials"]}) for p, f in frames.items()}
+    both = cols["paper"].merge(cols["authors"], on=KEYS, how="outer", sort=False)
+    for m in spec.metrics:
+        both[f"{m}_delta"] = (both[f"{m}@authors"] - both[f"{m}@paper"]).round(4)
+    out = Path(paper_cfg.out)
+    paths = {"csv": out / f"{spec.name}-protocols.csv", "md": out / f"{spec.name}-protocols.md",
+             "provenance": out / f"{spec.name}-protocols.provenance.json"}
+    atomic_write_text(paths["csv"], both.to_csv(index=False, lineterminator="\n"))
+    lines = [f"# {spec.title}: the paper's protocol vs the authors' lists", "",
+             "mean over trials (`trials@...` says how many); delta = authors - paper.", "",
+             "| dataset | method | queries | " + " | ".join(
+                 f"{m} paper / authors / delta" for m in spec.metrics) + " |",
+             "|---" * (len(spec.metrics) + 3) + "|"]
+    for r in both.to_dict("records"):
+        d = {m: _digits(m) for m in spec.metrics}
+        lines.append(f"| {r['dataset']} | {r['method']} | {r['testset']} | " + " | ".join(
+            f"{_fmt(r[m + '@paper'], d[m])} / {_fmt(r[m + '@authors'], d[m])} / "
+            f"{_fmt(r[m + '_delta'], d[m])}" for m in spec.metrics) + " |")
+    atomic_write_text(paths["md"], "\n".join(lines) + "\n")
+    atomic_write_json(paths["provenance"], {
+        **base_provenance(paper_cfg.device), "table": f"{spec.name}-protocols",
+        "sources": {p: str(output_path(c, f"{spec.name}.csv"))
+                    for p, c in (("paper", paper_cfg), ("authors", authors_cfg))},
+        "datasets": paper_cfg.datasets, "methods": paper_cfg.methods,
+        "profile": paper_cfg.profile, "seed": paper_cfg.seed,
+        "wall_time_s": round(time.perf_counter() - t0, 2)})
+    return paths
+

@@ -113,3 +113,29 @@ def test_missing_imagenet_weights_are_a_clear_error_not_random_weights(viper_roo
     err = capsys.readouterr().err
     assert code == 2 and "resnet18-" in err and str(tmp_path / "hub" / "checkpoints") in err
     assert not list((tmp_path / "o").rglob("model.pt"))
+
+
+def test_protocols_write_apart_and_compare_side_by_side(viper_root, authors_lists, tmp_path):
+    """The authors' lists never overwrite the paper-protocol table; --compare-protocols joins
+    both (real VIPeR, `hist`: no training)."""
+    base = ["--table", "1", "--methods", "hist", "--datasets", "viper", "--profile", "smoke",
+            "--trials", "1", "--data-root", str(viper_root), "--out", str(tmp_path)]
+    assert main(base) == 0
+    paper = (tmp_path / "table1.csv").read_bytes()
+    assert main([*base, "--protocol", "authors", "--authors-lists", str(authors_lists)]) == 0
+    assert (tmp_path / "table1.csv").read_bytes() == paper
+    authors = pd.read_csv(tmp_path / "table1-authors.csv")
+    assert json.loads((tmp_path / "table1-authors.provenance.json").read_text())["protocol"] == "authors"
+    assert main([*base, "--compare-protocols", "--authors-lists", str(authors_lists)]) == 0
+    both = pd.read_csv(tmp_path / "table1-protocols.csv").set_index("testset")
+    p = pd.read_csv(tmp_path / "table1.csv").set_index("testset")
+    a = authors.set_index("testset")
+    for t in both.index:
+        assert both.loc[t, "rank1@paper"] == p.loc[t, "rank1"]
+        assert both.loc[t, "rank1@authors"] == a.loc[t, "rank1"]
+        assert both.loc[t, "rank1_delta"] == round(a.loc[t, "rank1"] - p.loc[t, "rank1"], 4)
+    assert "paper / authors / delta" in (tmp_path / "table1-protocols.md").read_text()
+    code = main(["--figure", "3", "--compare-protocols", "--authors-lists", str(authors_lists),
+                 "--data-root", str(viper_root), "--out", str(tmp_path)])
+    assert code == 2
+
