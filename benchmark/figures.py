@@ -41,6 +41,7 @@ from .runner import (  # noqa: E402
     cached_rows,
     fit_method,
     image_store,
+    lazy_store,
     load_checked,
     open_manifest,
     output_path,
@@ -214,9 +215,10 @@ def figure4(cfg: RunConfig, identities: int = 15) -> list[Path]:
     return paths
 
 
-def _sweep_rows(cfg: RunConfig, dataset: str, name: str, trial: int, manifest, store) -> list:
+def _sweep_rows(cfg: RunConfig, dataset: str, name: str, trial: int, manifest, get_store) -> list:
     """Rank-1 of one method at every rate of SWEEP_RATES (queries: the seen query set)."""
     query, gallery = manifest.rows("query", "seen"), manifest.rows("gallery")
+    store = get_store()
     method = fit_method(name, manifest, store, cfg)
     g = extract_features(method, store, manifest, gallery, cfg.lr_method)
     out = []
@@ -238,11 +240,12 @@ def sweep(cfg: RunConfig) -> list[Path]:
         ds = load_checked(cfg, dataset)
         for trial in range(cfg.num_trials(dataset)):
             manifest = open_manifest(cfg, ds, trial)
-            store = image_store(cfg, manifest)
+            get_store = lazy_store(cfg, manifest)
             for name in cfg.methods:
                 rows += cached_rows(cfg, dataset, name, trial, manifest, "sweep",
                                     {"rates": list(SWEEP_RATES)},
-                                    partial(_sweep_rows, cfg, dataset, name, trial, manifest, store))
+                                    partial(_sweep_rows, cfg, dataset, name, trial, manifest,
+                                            get_store))
     per_trial = pd.DataFrame(rows)
     table = (per_trial.groupby(["dataset", "method", "rate"], sort=False)["rank1"]
              .agg(rank1="mean", rank1_std=lambda x: x.std(ddof=1) if len(x) > 1 else 0.0,
@@ -287,9 +290,9 @@ def resolution_probe(hr: np.ndarray, lr: np.ndarray, pids: np.ndarray,
     return float(cross_val_score(clf, x, y, groups=groups, cv=GroupKFold(folds)).mean())
 
 
-def _probe_rows(cfg: RunConfig, dataset: str, name: str, manifest, store, test) -> list:
+def _probe_rows(cfg: RunConfig, dataset: str, name: str, manifest, get_store, test) -> list:
     """Probe accuracy of one method at every rate of PROBE_RATES on the ``test`` images."""
-    pids = test["pid"].to_numpy()
+    pids, store = test["pid"].to_numpy(), get_store()
     method = fit_method(name, manifest, store, cfg)
     hr = extract_features(method, store, manifest, test, cfg.lr_method,
                           rates=[1] * len(test)).numpy()
@@ -307,13 +310,14 @@ def invariance(cfg: RunConfig) -> list[Path]:
     """Resolution probe per method and rate on trial 0's test images (HR vs rate r)."""
     t0, rows = time.perf_counter(), []
     for dataset in cfg.datasets:
-        manifest, store = _trial0(cfg, dataset)
+        manifest = open_manifest(cfg, load_checked(cfg, dataset), 0)
+        get_store = lazy_store(cfg, manifest)
         test = pd.concat([manifest.rows("query", "seen"), manifest.rows("gallery")])
         test = test.drop_duplicates("path").sort_values(["pid", "path"])
         for name in cfg.methods:
             rows += cached_rows(cfg, dataset, name, 0, manifest, "invariance",
                                 {"rates": list(PROBE_RATES), "folds": PROBE_FOLDS},
-                                partial(_probe_rows, cfg, dataset, name, manifest, store, test))
+                                partial(_probe_rows, cfg, dataset, name, manifest, get_store, test))
     table = pd.DataFrame(rows)[PROBE_COLUMNS]  # stored rows come back with sorted keys
     atomic_write_text(output_path(cfg, "invariance.csv"), table.to_csv(index=False, lineterminator="\n"))
     paths = [output_path(cfg, "invariance.csv")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cache, partial
 from pathlib import Path
 
 import pandas as pd
@@ -126,13 +127,9 @@ def load_checked(cfg: RunConfig, name: str):
                                              **cfg.dataset_options.get(name, {})))
 
 
-def cached_rows(cfg: RunConfig, dataset: str, method: str, trial: int, manifest: Manifest,
-                kind: str, settings: dict, compute) -> list[dict]:
-    """Rows of a per-(method, trial) measurement other than the tables' (``kind``: the rate
-    sweep, the invariance probe), stored beside the result file under the same key plus
-    ``settings``; ``compute()`` runs only when no stored rows match (or with --retrain)."""
-    path = result_path(cfg, dataset, method, trial).with_suffix(f".{kind}.json")
-    key = {**result_key(cfg, dataset, method, trial, manifest), "kind": kind, **settings}
+def stored_rows(cfg: RunConfig, path: Path, key: dict, compute) -> list[dict]:
+    """The rows stored at ``path`` under ``key``; otherwise (or with --retrain) ``compute()``
+    them and store them atomically with the key, the wall time and the provenance."""
     if (path.exists() and not cfg.extra.get("retrain")
             and (old := json.loads(path.read_text())).get("key") == key):
         return old["rows"]
@@ -140,6 +137,36 @@ def cached_rows(cfg: RunConfig, dataset: str, method: str, trial: int, manifest:
     rows = compute()
     atomic_write_json(path, {"key": key, "rows": rows, "wall_s": time.perf_counter() - t0,
                              "provenance": {**base_provenance(cfg.device), "config": asdict(cfg)}})
+    return rows
+
+
+def cached_rows(cfg: RunConfig, dataset: str, method: str, trial: int, manifest: Manifest,
+                kind: str, settings: dict, compute) -> list[dict]:
+    """Rows of a per-(method, trial) measurement other than the tables' (``kind``: the rate
+    sweep, the invariance probe), stored beside the result file under its key + ``settings``."""
+    path = result_path(cfg, dataset, method, trial).with_suffix(f".{kind}.json")
+    key = {**result_key(cfg, dataset, method, trial, manifest), "kind": kind, **settings}
+    return stored_rows(cfg, path, key, compute)
+
+
+def lazy_store(cfg: RunConfig, manifest: Manifest):
+    """``image_store(cfg, manifest)``, built on the first call only (stored rows need none)."""
+    return cache(partial(image_store, cfg, manifest))
+
+
+def _evaluate(cfg: RunConfig, dataset: str, method_name: str, trial: int, manifest: Manifest,
+              get_store) -> list[dict]:
+    """Fit (or load) one method and evaluate it on one trial: the rows of its result file."""
+    store = get_store()
+    t0 = time.perf_counter()
+    method = fit_method(method_name, manifest, store, cfg)
+    res = evaluate_method(method, manifest, store, lr_method=cfg.lr_method,
+                          single_shot=cfg.protocol == "paper", seed=cfg.seed + trial)
+    rows = [{"dataset": dataset, "method": method_name, "trial": trial,
+             "init": getattr(method, "init", cfg.pretrained), **r} for r in res]
+    console.print(f"{dataset} trial {trial} {method_name}: "
+                  + ", ".join(f"{r['testset']} R1 {r['rank1']:.1f}" for r in rows)
+                  + f" ({time.perf_counter() - t0:.1f}s)")
     return rows
 
 
@@ -151,29 +178,12 @@ def run_methods(cfg: RunConfig) -> pd.DataFrame:
         info[name] = {"root": str(ds.root), "excluded": ds.excluded, "notes": ds.notes}
         for trial in range(cfg.num_trials(name)):
             manifest = open_manifest(cfg, ds, trial)
-            store = None
+            get_store = lazy_store(cfg, manifest)
             for method_name in cfg.methods:
-                path = result_path(cfg, name, method_name, trial)
-                key = result_key(cfg, name, method_name, trial, manifest)
-                if (path.exists() and not cfg.extra.get("retrain")
-                        and (old := json.loads(path.read_text())).get("key") == key):
-                    rows += old["rows"]
-                    continue
-                store = store or image_store(cfg, manifest)
-                t0 = time.perf_counter()
-                method = fit_method(method_name, manifest, store, cfg)
-                res = evaluate_method(method, manifest, store, lr_method=cfg.lr_method,
-                                      single_shot=cfg.protocol == "paper", seed=cfg.seed + trial)
-                wall = time.perf_counter() - t0
-                new = [{"dataset": name, "method": method_name, "trial": trial,
-                        "init": getattr(method, "init", cfg.pretrained), **r} for r in res]
-                atomic_write_json(path, {"key": key, "rows": new, "wall_s": wall,
-                                         "provenance": {**base_provenance(cfg.device),
-                                                        "config": asdict(cfg)}})
-                console.print(f"{name} trial {trial} {method_name}: "
-                              + ", ".join(f"{r['testset']} R1 {r['rank1']:.1f}" for r in new)
-                              + f" ({wall:.1f}s)")
-                rows += new
+                rows += stored_rows(cfg, result_path(cfg, name, method_name, trial),
+                                    result_key(cfg, name, method_name, trial, manifest),
+                                    partial(_evaluate, cfg, name, method_name, trial, manifest,
+                                            get_store))
     frame = pd.DataFrame(rows)
     frame.attrs["datasets"] = info
     return frame

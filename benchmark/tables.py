@@ -134,11 +134,16 @@ def print_table(table: pd.DataFrame, spec: TableSpec) -> None:
     console.print(t)
 
 
+def table_paths(cfg: RunConfig, name: str) -> dict[str, Path]:
+    """Where table ``name`` goes: CSV, Markdown, provenance (``-authors`` for that protocol)."""
+    return {k: output_path(cfg, f"{name}.{ext}")
+            for k, ext in (("csv", "csv"), ("md", "md"), ("provenance", "provenance.json"))}
+
+
 def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: float,
                 dataset_info: dict | None = None, notes: list[str] | None = None
                 ) -> dict[str, Path]:
-    paths = {k: output_path(cfg, f"{spec.name}.{ext}")
-             for k, ext in (("csv", "csv"), ("md", "md"), ("provenance", "provenance.json"))}
+    paths = table_paths(cfg, spec.name)
     atomic_write_text(paths["csv"], table.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(paths["md"], to_markdown(table, spec, cfg))
     atomic_write_json(paths["provenance"], {
@@ -179,25 +184,24 @@ def compare_protocols(number: int, paper_cfg: RunConfig, authors_cfg: RunConfig)
     both = cols["paper"].merge(cols["authors"], on=KEYS, how="outer", sort=False)
     for m in spec.metrics:
         both[f"{m}_delta"] = (both[f"{m}@authors"] - both[f"{m}@paper"]).round(4)
-    out = Path(paper_cfg.out)
-    paths = {"csv": out / f"{spec.name}-protocols.csv", "md": out / f"{spec.name}-protocols.md",
-             "provenance": out / f"{spec.name}-protocols.provenance.json"}
+    paths = table_paths(paper_cfg, f"{spec.name}-protocols")
     atomic_write_text(paths["csv"], both.to_csv(index=False, lineterminator="\n"))
+    d = {m: _digits(m) for m in spec.metrics}
     lines = [f"# {spec.title}: the paper's protocol vs the authors' lists", "",
-             "mean over trials (`trials@...` says how many); delta = authors - paper.", "",
+             "mean over trials (the CSV's `trials@paper` / `trials@authors` say how many); "
+             "delta = authors - paper.", "",
              "| dataset | method | queries | " + " | ".join(
                  f"{m} paper / authors / delta" for m in spec.metrics) + " |",
              "|---" * (len(spec.metrics) + 3) + "|"]
     for r in both.to_dict("records"):
-        d = {m: _digits(m) for m in spec.metrics}
         lines.append(f"| {r['dataset']} | {r['method']} | {r['testset']} | " + " | ".join(
             f"{_fmt(r[m + '@paper'], d[m])} / {_fmt(r[m + '@authors'], d[m])} / "
             f"{_fmt(r[m + '_delta'], d[m])}" for m in spec.metrics) + " |")
     atomic_write_text(paths["md"], "\n".join(lines) + "\n")
     atomic_write_json(paths["provenance"], {
         **base_provenance(paper_cfg.device), "table": f"{spec.name}-protocols",
-        "sources": {p: str(output_path(c, f"{spec.name}.csv"))
-                    for p, c in (("paper", paper_cfg), ("authors", authors_cfg))},
+        "sources": {c.protocol: str(table_paths(c, spec.name)["csv"])
+                    for c in (paper_cfg, authors_cfg)},
         "datasets": paper_cfg.datasets, "methods": paper_cfg.methods,
         "profile": paper_cfg.profile, "seed": paper_cfg.seed,
         "wall_time_s": round(time.perf_counter() - t0, 2)})
