@@ -22,8 +22,11 @@ Conventions common to the three methods
 * **Optimisers.** ``config.model_optim`` (SGD lr 1e-3, momentum 0.9, wd 5e-4 in every
   profile) for SR networks, generators and the re-ID network; ``config.disc_optim`` for the
   discriminators (SGD lr 1e-4 in the paper profile, Adam lr 1e-4 in cpu/smoke, as CAD-Net's
-  D_F). Not the original papers' optimisers (Adam for SRGAN / CycleGAN): the same
-  settings as CAD-Net, so that differences come from the method.
+  D_F). Not the original papers' optimisers (Adam for SRGAN): the same settings as
+  CAD-Net, so that differences come from the method. The exception is ``cyclegan``, whose
+  preset sets ``gen_optim`` and ``disc_optim`` to CycleGAN's Adam (why: its module
+  docstring); a preset's ``gen_optim`` updates the model's ``sr_parameters()`` and
+  ``model_optim`` the rest (the re-ID network).
 * **Joint SR + re-ID training** (sing, csrgan): the re-ID loss reaches the SR networks
   with weight :data:`REID_GRAD_TO_SR` = 0.01 (:func:`scale_grad`; the re-ID network gets
   it in full), the pixel loss with ``lambda_rec`` (1, the profile's value). Why, measured,
@@ -286,7 +289,8 @@ class SRTask:
 
     Subclasses implement ``build_model(config)`` (an ``nn.Module`` with ``init``,
     ``feature_dim``, ``extract_features``, ``recover``, ``generator_parameters()`` and
-    ``discriminator_parameters()``) and ``losses(batch) -> (generator_losses,
+    ``discriminator_parameters()``, and ``sr_parameters()`` where the method's preset sets
+    ``gen_optim``: the part of ``generator_parameters()`` that optimiser updates) and ``losses(batch) -> (generator_losses,
     discriminator_losses)``, where ``generator_losses["total"]`` reaches only the generator
     parameters and ``discriminator_losses["total"]`` (absent if there is no discriminator)
     only the discriminator parameters.
@@ -306,7 +310,13 @@ class SRTask:
         torch.manual_seed(config.seed)
         self.config, self.device = config, torch.device(device)
         self.model = self.build_model(config).to(self.device, memory_format=torch.channels_last)
-        opts = {"model": make_optimizer(self.model.generator_parameters(), config.model_optim)}
+        params = list(self.model.generator_parameters())
+        opts = {}
+        if config.gen_optim is not None:  # the SR/translation nets get their own optimiser
+            sr = {id(p) for p in self.model.sr_parameters()}
+            opts["sr"] = make_optimizer([p for p in params if id(p) in sr], config.gen_optim)
+            params = [p for p in params if id(p) not in sr]
+        opts["model"] = make_optimizer(params, config.model_optim)
         disc = list(self.model.discriminator_parameters())
         if disc:
             opts["disc"] = make_optimizer(disc, config.disc_optim)
@@ -324,14 +334,16 @@ class SRTask:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
     def train_step(self, batch) -> dict[str, torch.Tensor]:
-        """One update: model optimiser on ``gen["total"]``, then the discriminators'."""
+        """One update: model (and SR) optimisers on ``gen["total"]``, then the discriminators'."""
         self.model.train()
         with self._autocast():
             gen, disc = self.losses(as_batch(batch))
-            opt = self.optimizers["model"]
-            opt.zero_grad(set_to_none=True)
+            model_opts = [o for k, o in self.optimizers.items() if k != "disc"]
+            for opt in model_opts:
+                opt.zero_grad(set_to_none=True)
             gen["total"].backward()
-            opt.step()
+            for opt in model_opts:
+                opt.step()
             if disc:
                 opt = self.optimizers["disc"]
                 opt.zero_grad(set_to_none=True)

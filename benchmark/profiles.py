@@ -119,8 +119,13 @@ class Method:
     joint_forward: bool = True  # HR and LR batches through E/G/F as one batch (shared BN stats)
     disc_optim: OptimSpec | None = None
     di_optim: OptimSpec | None = None  # CAD-Net's D_I only; None: disc_optim
+    gen_optim: OptimSpec | None = None  # SR/translation nets of a baseline; None: model_optim
     lr_method: str | None = None
     description: str = ""
+
+
+#: optimiser fields left out of :meth:`CADNetConfig.to_dict` when unset
+OPTIONAL_OPTIMS = ("di_optim", "gen_optim")
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,9 @@ class CADNetConfig:
     seed: int
     num_classes: int = 0  # set from the training split (make_config(..., num_classes=N))
     di_optim: OptimSpec | None = None  # D_I's optimiser; None: disc_optim (as D_F)
+    #: optimiser of a baseline's SR/translation networks (``sr_parameters()``); None: they
+    #: are updated with ``model_optim`` together with the re-ID network
+    gen_optim: OptimSpec | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -210,10 +218,10 @@ class CADNetConfig:
                 return [conv(x) for x in v]
             return v
 
-        # di_optim only where set: configs that train D_I with disc_optim (and methods
-        # without a D_I) keep the dict, and so the cache keys, they had before it existed
+        # optional optimisers only where set: configs that do not use them keep the dict,
+        # and so the cache keys, they had before the fields existed
         return {f.name: conv(getattr(self, f.name)) for f in fields(self)
-                if not (f.name == "di_optim" and self.di_optim is None)}
+                if not (f.name in OPTIONAL_OPTIMS and getattr(self, f.name) is None)}
 
     @property
     def image_disc_optim(self) -> OptimSpec:

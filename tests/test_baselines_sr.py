@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from benchmark.losses import CrossResolutionBatch
 from benchmark.methods import get_method_factory
 from benchmark.models import Classifier
 from benchmark.profiles import make_config
+from benchmark.runner import RunConfig
 from datasets.loader import make_lr
 
 TASKS = {"sing": SINGTask, "csrgan": CSRGANTask, "cyclegan": CycleGANTask}
@@ -163,6 +165,39 @@ def test_cyclegan_never_uses_the_paired_target():
         assert all(torch.equal(o1[k], o2[k]) for k in o1)
     for (n, p), q in zip(t1.model.named_parameters(), t2.model.parameters()):
         assert torch.equal(p, q), n
+
+
+def test_cyclegan_uses_cyclegans_adam_for_generators_and_discriminators():
+    """G, F (gen_optim) and D_HR, D_LR (disc_optim): Adam(2e-4, betas 0.5/0.999), in every
+    profile; the re-ID network keeps the profile's SGD; one train_step moves all four parts."""
+    for profile in ("smoke", "cpu", "paper"):
+        method = get_method_factory("cyclegan")()
+        key = method.config_key(RunConfig(datasets=["viper"], methods=["cyclegan"],
+                                          data_root=Path("."), out=Path("."), profile=profile))
+        for name in ("gen_optim", "disc_optim"):
+            assert key[name]["name"] == "adam" and key[name]["lr"] == 2e-4, (profile, name)
+            assert key[name]["betas"] == [0.5, 0.999] and key[name]["weight_decay"] == 0.0
+        assert key["model_optim"]["name"] == "sgd"
+    task = make_task(CycleGANTask)
+    m, opts = task.model, task.optimizers
+    assert set(opts) == {"sr", "model", "disc"}
+    assert isinstance(opts["sr"], torch.optim.Adam) and isinstance(opts["model"], torch.optim.SGD)
+    assert opts["sr"].defaults["betas"] == (0.5, 0.999) and opts["sr"].defaults["lr"] == 2e-4
+    assert isinstance(opts["disc"], torch.optim.Adam) and opts["disc"].defaults["betas"] == (0.5, 0.999)
+
+    def ids(o):
+        return {id(p) for g in o.param_groups for p in g["params"]}
+
+    assert ids(opts["sr"]) == {id(p) for p in [*m.g_lr2hr.parameters(), *m.g_hr2lr.parameters()]}
+    assert ids(opts["model"]) == {id(p) for p in m.reid.generator_parameters()}
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    task.train_step(random_batch())
+    for part in ("g_lr2hr", "g_hr2lr", "reid", "d_hr", "d_lr"):
+        assert any(not torch.equal(p, before[n]) for n, p in m.named_parameters()
+                   if n.startswith(part + ".")), part
+    # the other SR baselines keep one model optimiser (no gen_optim in their config key)
+    assert set(make_task(SINGTask).optimizers) == {"model"}
+    assert "gen_optim" not in make_task(CSRGANTask).config.to_dict()
 
 
 def test_csrgan_pixel_loss_uses_the_paired_target():
