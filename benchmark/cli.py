@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "2-core CPU it took ~4 min to compile and gave no speed-up; for GPUs)")
     p.add_argument("--retrain", action="store_true",
                    help="train again even where a cached model for the same settings exists")
+    p.add_argument("--stored-only", action="store_true",
+                   help="tables, sweep and probe from the results already stored under --out: "
+                   "train and measure nothing; a (method, trial) without a stored result is "
+                   "left out and listed (on screen, in the Markdown and the provenance)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     return p
 
@@ -167,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"run_all.py: error: --pretrained imagenet: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        from .runner import MissingResult
+
+        if not isinstance(e, MissingResult):
+            raise
+        print(f"run_all.py: error: --stored-only: no result stored under {e.path} for these "
+              "settings (run without --stored-only to make them)", file=sys.stderr)
+        return 2
 
 
 def make_config(args, default_methods: list[str]):
@@ -180,6 +192,11 @@ def make_config(args, default_methods: list[str]):
         raise UsageError("--authors-lists is only used with --protocol authors")
     if args.protocol == "authors" and args.trials not in (None, 1):
         raise UsageError("the authors' lists hold one fixed split: --trials must be 1")
+    if args.stored_only and args.retrain:
+        raise UsageError("--stored-only trains nothing; it cannot be combined with --retrain")
+    if args.stored_only and args.figure in ("3", "4"):
+        raise UsageError(f"--stored-only applies to --table, --figure sweep and --figure "
+                         f"invariance; --figure {args.figure} draws from the models themselves")
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {args.trials}")
     cuda = torch.cuda.is_available()
@@ -206,7 +223,8 @@ def make_config(args, default_methods: list[str]):
         authors_lists=args.authors_lists, profile=profile_name,
         input_size=tuple(profile.input_size), seed=args.seed, trials=trials,
         lr_method=args.lr_method, pretrained=pretrained, skip_bad_images=args.skip_bad_images,
-        device=init_distributed(cuda), extra={"retrain": args.retrain, "compile": args.compile},
+        device=init_distributed(cuda), extra={"retrain": args.retrain, "compile": args.compile,
+                                             "stored_only": args.stored_only},
         dataset_options={"synthetic": {"num_ids": args.synthetic_ids}} if args.synthetic_ids
         else {})
 

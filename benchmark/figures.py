@@ -45,6 +45,8 @@ from .runner import (  # noqa: E402
     load_checked,
     open_manifest,
     output_path,
+    rows_frame,
+    rows_or_missing,
 )
 
 FIGURE3_METHODS = ("cyclegan", "sing", "csrgan", "cadnet")
@@ -235,18 +237,19 @@ def _sweep_rows(cfg: RunConfig, dataset: str, name: str, trial: int, manifest, g
 
 def sweep(cfg: RunConfig) -> list[Path]:
     """Rank-1 (single-shot, as Table 1) of every method against the down-sampling rate."""
-    t0, rows = time.perf_counter(), []
+    t0, rows, missing = time.perf_counter(), [], []
     for dataset in cfg.datasets:
         ds = load_checked(cfg, dataset)
         for trial in range(cfg.num_trials(dataset)):
             manifest = open_manifest(cfg, ds, trial)
             get_store = lazy_store(cfg, manifest)
             for name in cfg.methods:
-                rows += cached_rows(cfg, dataset, name, trial, manifest, "sweep",
-                                    {"rates": list(SWEEP_RATES)},
-                                    partial(_sweep_rows, cfg, dataset, name, trial, manifest,
-                                            get_store))
-    per_trial = pd.DataFrame(rows)
+                rows += rows_or_missing(missing, {"dataset": dataset, "method": name,
+                                                  "trial": trial}, partial(
+                    cached_rows, cfg, dataset, name, trial, manifest, "sweep",
+                    {"rates": list(SWEEP_RATES)},
+                    partial(_sweep_rows, cfg, dataset, name, trial, manifest, get_store)))
+    per_trial = rows_frame(rows, cfg)
     table = (per_trial.groupby(["dataset", "method", "rate"], sort=False)["rank1"]
              .agg(rank1="mean", rank1_std=lambda x: x.std(ddof=1) if len(x) > 1 else 0.0,
                   trials="count").reset_index().round(4))
@@ -266,7 +269,8 @@ def sweep(cfg: RunConfig) -> list[Path]:
     atomic_write_json(output_path(cfg, "sweep.provenance.json"),
                       provenance(cfg, "sweep", time.perf_counter() - t0,
                                  rates=list(SWEEP_RATES),
-                                 trials={d: cfg.num_trials(d) for d in cfg.datasets}))
+                                 trials={d: cfg.num_trials(d) for d in cfg.datasets},
+                                 missing=missing))
     return paths
 
 
@@ -308,17 +312,20 @@ def _probe_rows(cfg: RunConfig, dataset: str, name: str, manifest, get_store, te
 
 def invariance(cfg: RunConfig) -> list[Path]:
     """Resolution probe per method and rate on trial 0's test images (HR vs rate r)."""
-    t0, rows = time.perf_counter(), []
+    t0, rows, missing = time.perf_counter(), [], []
     for dataset in cfg.datasets:
         manifest = open_manifest(cfg, load_checked(cfg, dataset), 0)
         get_store = lazy_store(cfg, manifest)
         test = pd.concat([manifest.rows("query", "seen"), manifest.rows("gallery")])
         test = test.drop_duplicates("path").sort_values(["pid", "path"])
         for name in cfg.methods:
-            rows += cached_rows(cfg, dataset, name, 0, manifest, "invariance",
-                                {"rates": list(PROBE_RATES), "folds": PROBE_FOLDS},
-                                partial(_probe_rows, cfg, dataset, name, manifest, get_store, test))
-    table = pd.DataFrame(rows)[PROBE_COLUMNS]  # stored rows come back with sorted keys
+            rows += rows_or_missing(missing, {"dataset": dataset, "method": name, "trial": 0},
+                                    partial(cached_rows, cfg, dataset, name, 0, manifest,
+                                            "invariance",
+                                            {"rates": list(PROBE_RATES), "folds": PROBE_FOLDS},
+                                            partial(_probe_rows, cfg, dataset, name, manifest,
+                                                    get_store, test)))
+    table = rows_frame(rows, cfg)[PROBE_COLUMNS]  # stored rows come back with sorted keys
     atomic_write_text(output_path(cfg, "invariance.csv"), table.to_csv(index=False, lineterminator="\n"))
     paths = [output_path(cfg, "invariance.csv")]
     for dataset, part in table.groupby("dataset", sort=False):
@@ -336,7 +343,8 @@ def invariance(cfg: RunConfig) -> list[Path]:
                       provenance(cfg, "invariance", time.perf_counter() - t0,
                                  rates=list(PROBE_RATES), folds=PROBE_FOLDS,
                                  probe="StandardScaler + LogisticRegression, GroupKFold by pid, "
-                                       "features = each method's re-ID descriptor"))
+                                       "features = each method's re-ID descriptor",
+                                 missing=missing))
     return paths
 
 

@@ -127,12 +127,23 @@ def load_checked(cfg: RunConfig, name: str):
                                              **cfg.dataset_options.get(name, {})))
 
 
+class MissingResult(Exception):
+    """--stored-only: no result stored at ``path`` under the run's key."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
 def stored_rows(cfg: RunConfig, path: Path, key: dict, compute) -> list[dict]:
     """The rows stored at ``path`` under ``key``; otherwise (or with --retrain) ``compute()``
-    them and store them atomically with the key, the wall time and the provenance."""
+    them and store them atomically with the key, the wall time and the provenance.
+    With --stored-only nothing is computed: a missing result raises :class:`MissingResult`."""
     if (path.exists() and not cfg.extra.get("retrain")
             and (old := json.loads(path.read_text())).get("key") == key):
         return old["rows"]
+    if cfg.extra.get("stored_only"):
+        raise MissingResult(path)
     t0 = time.perf_counter()
     rows = compute()
     atomic_write_json(path, {"key": key, "rows": rows, "wall_s": time.perf_counter() - t0,
@@ -147,6 +158,25 @@ def cached_rows(cfg: RunConfig, dataset: str, method: str, trial: int, manifest:
     path = result_path(cfg, dataset, method, trial).with_suffix(f".{kind}.json")
     key = {**result_key(cfg, dataset, method, trial, manifest), "kind": kind, **settings}
     return stored_rows(cfg, path, key, compute)
+
+
+def rows_or_missing(missing: list[dict], what: dict, rows) -> list[dict]:
+    """``rows()``; a :class:`MissingResult` (--stored-only) is printed, appended to
+    ``missing`` (``what`` + the path it looked for) and gives no rows."""
+    try:
+        return rows()
+    except MissingResult as e:
+        console.print("[yellow]--stored-only: no stored result for "
+                      + ", ".join(f"{k} {v}" for k, v in what.items()) + f" ({e.path})")
+        missing.append({**what, "path": str(e.path)})
+        return []
+
+
+def rows_frame(rows: list[dict], cfg: RunConfig) -> pd.DataFrame:
+    """The rows as a frame; none at all (--stored-only, nothing stored) is an error."""
+    if not rows:
+        raise MissingResult(Path(cfg.out) / "runs")
+    return pd.DataFrame(rows)
 
 
 def lazy_store(cfg: RunConfig, manifest: Manifest):
@@ -172,7 +202,7 @@ def _evaluate(cfg: RunConfig, dataset: str, method_name: str, trial: int, manife
 
 def run_methods(cfg: RunConfig) -> pd.DataFrame:
     """Every (dataset, trial, method) result as one row each (testset rows per query set)."""
-    rows, info = [], {}
+    rows, info, missing = [], {}, []
     for name in cfg.datasets:
         ds = load_checked(cfg, name)
         info[name] = {"root": str(ds.root), "excluded": ds.excluded, "notes": ds.notes}
@@ -180,10 +210,12 @@ def run_methods(cfg: RunConfig) -> pd.DataFrame:
             manifest = open_manifest(cfg, ds, trial)
             get_store = lazy_store(cfg, manifest)
             for method_name in cfg.methods:
-                rows += stored_rows(cfg, result_path(cfg, name, method_name, trial),
-                                    result_key(cfg, name, method_name, trial, manifest),
-                                    partial(_evaluate, cfg, name, method_name, trial, manifest,
-                                            get_store))
-    frame = pd.DataFrame(rows)
+                rows += rows_or_missing(missing, {"dataset": name, "method": method_name,
+                                                  "trial": trial}, partial(
+                    stored_rows, cfg, result_path(cfg, name, method_name, trial),
+                    result_key(cfg, name, method_name, trial, manifest),
+                    partial(_evaluate, cfg, name, method_name, trial, manifest, get_store)))
+    frame = rows_frame(rows, cfg)
     frame.attrs["datasets"] = info
+    frame.attrs["missing"] = missing
     return frame

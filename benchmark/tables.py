@@ -101,18 +101,34 @@ def cell(row, m: str, paper: bool = True) -> str:
     d = _digits(m)
     if math.isnan(getattr(row, m)):
         return "n/a"
-    s = f"{_fmt(getattr(row, m), d)} ± {_fmt(getattr(row, m + '_std'), d)}"
+    s = _fmt(getattr(row, m), d)
+    if getattr(row, "trials", 2) > 1:  # one trial has no spread to show
+        s += f" ± {_fmt(getattr(row, m + '_std'), d)}"
     ref = getattr(row, m + "_paper", math.nan)
     if paper and not math.isnan(ref):
         s += f" (paper {_fmt(ref, d)}, Δ {getattr(row, m) - ref:+.{d}f})"
     return s
 
 
-def to_markdown(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig) -> str:
+def missing_note(missing: list[dict]) -> str:
+    """One line naming the (dataset, method, trial) results a --stored-only run left out."""
+    trials: dict[tuple[str, str], list[int]] = {}
+    for m in missing:
+        trials.setdefault((m["dataset"], m["method"]), []).append(m["trial"])
+    return ("Left out (no stored result; `--stored-only`): " + "; ".join(
+        f"{d} {name} trial{'s' if len(t) > 1 else ''} {', '.join(map(str, t))}"
+        for (d, name), t in trials.items()) + ".")
+
+
+def to_markdown(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig,
+                missing: list[dict] | None = None) -> str:
     lines = [f"# {spec.title}", "",
              f"protocol `{cfg.protocol}`, profile `{cfg.profile}`, seed {cfg.seed}; mean ± std "
-             "over trials; the paper's value and the difference in brackets where it has one.",
-             "", "| dataset | method | queries | " + " | ".join(spec.metrics)
+             "over trials (the mean alone for one trial); the paper's value and the difference "
+             "in brackets where it has one.", ""]
+    if missing:
+        lines += [missing_note(missing), ""]
+    lines += ["| dataset | method | queries | " + " | ".join(spec.metrics)
              + " | trials | init |", "|---" * (len(spec.metrics) + 5) + "|"]
     for r in table.itertuples(index=False):
         lines.append(f"| {r.dataset} | {r.method} | {r.testset} | "
@@ -141,11 +157,11 @@ def table_paths(cfg: RunConfig, name: str) -> dict[str, Path]:
 
 
 def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: float,
-                dataset_info: dict | None = None, notes: list[str] | None = None
-                ) -> dict[str, Path]:
+                dataset_info: dict | None = None, notes: list[str] | None = None,
+                missing: list[dict] | None = None) -> dict[str, Path]:
     paths = table_paths(cfg, spec.name)
     atomic_write_text(paths["csv"], table.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(paths["md"], to_markdown(table, spec, cfg))
+    atomic_write_text(paths["md"], to_markdown(table, spec, cfg, missing))
     atomic_write_json(paths["provenance"], {
         **base_provenance(cfg.device), "table": spec.name, "datasets": cfg.datasets,
         "methods": cfg.methods, "protocol": cfg.protocol, "profile": cfg.profile,
@@ -154,7 +170,8 @@ def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: fl
         "input_size": list(cfg.input_size), "wall_time_s": round(wall_s, 2),
         "eval": "single-shot CMC, 10 gallery draws, same id+camera removed"
                 if cfg.protocol == "paper" else "multi-shot CMC, same id+camera removed",
-        "notes": notes or [], "reported_values": f"results/paper/{spec.name}.csv",
+        "notes": notes or [], "missing": missing or [],
+        "reported_values": f"results/paper/{spec.name}.csv",
         "dataset_info": dataset_info or {}, "config": asdict(cfg)})
     return paths
 
@@ -170,7 +187,8 @@ def make_table(number: int, cfg: RunConfig) -> dict[str, Path]:
     for n in notes:
         Console(stderr=True).print(f"[yellow]note: LPIPS unavailable: {n}")
     return write_table(table, spec, cfg, time.perf_counter() - t0,
-                       per_trial.attrs.get("datasets"), [f"LPIPS: {n}" for n in notes])
+                       per_trial.attrs.get("datasets"), [f"LPIPS: {n}" for n in notes],
+                       per_trial.attrs.get("missing"))
 
 
 def compare_protocols(number: int, paper_cfg: RunConfig, authors_cfg: RunConfig) -> dict[str, Path]:

@@ -139,3 +139,38 @@ def test_protocols_write_apart_and_compare_side_by_side(viper_root, authors_list
                  "--data-root", str(viper_root), "--out", str(tmp_path)])
     assert code == 2
 
+
+
+def test_stored_only_tables_from_stored_results_and_lists_what_is_missing(viper_root, tmp_path,
+                                                                          capsys):
+    """--stored-only measures nothing: a method-trial without a stored result is left out
+    and named (screen, Markdown, provenance); real VIPeR, `hist` (no training)."""
+    base = ["--datasets", "viper", "--profile", "smoke", "--data-root", str(viper_root),
+            "--out", str(tmp_path)]
+    assert main(["--table", "1", "--methods", "hist", "--trials", "2", *base]) == 0
+    two = pd.read_csv(tmp_path / "table1.csv")
+    stored = sorted(p.relative_to(tmp_path) for p in (tmp_path / "runs").rglob("*.json"))
+    assert len(stored) == 2
+    capsys.readouterr()
+    assert main(["--table", "1", "--methods", "hist,lomo-xqda", "--trials", "3", "--stored-only",
+                 *base]) == 0
+    shown = capsys.readouterr()
+    assert "no stored result for dataset viper, method lomo-xqda, trial 0" in shown.out + shown.err
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "runs").rglob("*.json")) == stored
+    t = pd.read_csv(tmp_path / "table1.csv")
+    assert list(t.method.unique()) == ["hist"] and (t.trials == 2).all()
+    pd.testing.assert_frame_equal(t, two)
+    md = (tmp_path / "table1.md").read_text()
+    assert ("Left out (no stored result; `--stored-only`): viper lomo-xqda trials 0, 1, 2; "
+            "viper hist trial 2.") in md
+    prov = json.loads((tmp_path / "table1.provenance.json").read_text())
+    assert [(m["method"], m["trial"]) for m in prov["missing"]] == [
+        ("lomo-xqda", 0), ("lomo-xqda", 1), ("hist", 2), ("lomo-xqda", 2)]
+    # nothing stored at all for what is asked, and the contradictory flags: clear errors
+    assert main(["--figure", "sweep", "--methods", "hist", "--trials", "1", "--stored-only",
+                 *base]) == 2
+    assert "--stored-only: no result stored under" in capsys.readouterr().err
+    assert main(["--table", "1", "--methods", "hist", "--stored-only", "--retrain", *base]) == 2
+    assert "cannot be combined with --retrain" in capsys.readouterr().err
+    assert main(["--figure", "3", "--methods", "cadnet", "--stored-only", *base]) == 2
+    assert "--figure 3 draws from the models" in capsys.readouterr().err
