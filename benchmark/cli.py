@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--figure", choices=["3", "4", "sweep", "invariance"],
                       help="regenerate a figure; sweep and invariance (a linear HR-vs-LR probe "
                            "on each method's features) are beyond the paper")
+    what.add_argument("--paired", metavar="REFERENCE",
+                      help="per-trial differences of --methods against REFERENCE from stored "
+                           "results (mean, std, range, wins, paired t-test): paired-REFERENCE.csv/.md")
     what.add_argument("--list-datasets", action="store_true",
                       help="list the datasets found under --data-root and exit")
     p.add_argument("--datasets", help="comma-separated: market1501, dukemtmcreid, cuhk03, viper, "
@@ -176,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(e, MissingResult):
             raise
-        print(f"run_all.py: error: --stored-only: no result stored under {e.path} for these "
-              "settings (run without --stored-only to make them)", file=sys.stderr)
+        print(f"run_all.py: error: --stored-only / --paired read stored results only, and "
+              f"none is stored under {e.path} for these settings (make them first with "
+              "--table / --figure sweep and the same flags)", file=sys.stderr)
         return 2
 
 
@@ -271,6 +276,21 @@ def dispatch(args) -> int:
         cfg = make_config(args, default_methods=list(spec.default_methods))
         paths = tables.make_table(args.table, cfg)
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
+    if args.paired is not None:
+        from .paired import paired_report
+
+        if not args.methods:
+            raise UsageError("--paired REFERENCE needs --methods (the methods to compare with it)")
+        resolve_methods(args.paired, [])
+        cfg = make_config(args, default_methods=[])
+        cfg = replace(cfg, methods=[args.paired, *(m for m in cfg.methods if m != args.paired)],
+                      extra={**cfg.extra, "stored_only": True})
+        if len(cfg.methods) < 2:
+            raise UsageError("--methods names no method besides the --paired reference")
+        paths = paired_report(cfg, args.paired)
+        print(paths[1].read_text())
+        console.print("wrote " + ", ".join(str(p) for p in paths))
         return 0
     from .figures import FIGURES
 

@@ -169,7 +169,7 @@ def test_stored_only_tables_from_stored_results_and_lists_what_is_missing(viper_
     # nothing stored at all for what is asked, and the contradictory flags: clear errors
     assert main(["--figure", "sweep", "--methods", "hist", "--trials", "1", "--stored-only",
                  *base]) == 2
-    assert "--stored-only: no result stored under" in capsys.readouterr().err
+    assert "none is stored under" in capsys.readouterr().err
     assert main(["--table", "1", "--methods", "hist", "--stored-only", "--retrain", *base]) == 2
     assert "cannot be combined with --retrain" in capsys.readouterr().err
     assert main(["--figure", "3", "--methods", "cadnet", "--stored-only", *base]) == 2
