@@ -181,10 +181,13 @@ class ResnetGenerator(nn.Module):
     c7s1-w, d2w, d4w, ``blocks`` x R4w, u2w, uw, c7s1-3 (InstanceNorm, ReLU, reflection
     padding, tanh). CycleGAN uses w = 64 and 6 blocks (128 px) or 9 (256 px). Takes and
     returns images in [0, 1] (internally [-1, 1], as CycleGAN's data pipeline). H and W must
-    be divisible by 4."""
+    be divisible by 4. ``residual=True`` (not in CycleGAN): the output is ``clamp01(x + t)``
+    with t the tanh output, whose last convolution starts at zero, so the generator starts
+    as the identity mapping and learns a correction (as the SR stages here do)."""
 
-    def __init__(self, width: int = 64, blocks: int = 6) -> None:
+    def __init__(self, width: int = 64, blocks: int = 6, residual: bool = False) -> None:
         super().__init__()
+        self.residual = residual
         w = width
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, w, 7),
                                    nn.InstanceNorm2d(w), nn.ReLU(True)]
@@ -198,10 +201,15 @@ class ResnetGenerator(nn.Module):
                        nn.InstanceNorm2d(w * m // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(w, 3, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        if residual:
+            nn.init.zeros_(layers[-2].weight)
+            nn.init.zeros_(layers[-2].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] % 4 or x.shape[-1] % 4:
             raise ValueError(f"image sides must be divisible by 4, got {tuple(x.shape[-2:])}")
+        if self.residual:
+            return clamp01(x + self.net(x * 2 - 1))
         return (self.net(x * 2 - 1) + 1) / 2
 
 

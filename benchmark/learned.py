@@ -81,6 +81,9 @@ class LearnedMethod:
     produces_images = False
     preset = "cadnet"
     config_overrides: dict = {}
+    #: version of the method's own model code, in its cache and result keys when set: bump
+    #: it when the method's networks change in a way its config does not record
+    code_version: int | None = None
 
     def __init__(self, name: str | None = None):
         self.name = name or self.name
@@ -113,7 +116,10 @@ class LearnedMethod:
         d = self.make_config(cfg, 0, 0).to_dict()
         for k in ("num_classes", "seed"):
             d.pop(k)
-        return {"model_cache": self.cache_name, **d}
+        return {"model_cache": self.cache_name, **d, **self._code_version()}
+
+    def _code_version(self) -> dict:
+        return {} if self.code_version is None else {"method_code_version": self.code_version}
 
     def fit(self, *, manifest, store, cfg) -> None:
         params = manifest.meta["params"]
@@ -123,7 +129,7 @@ class LearnedMethod:
                   / cfg.profile / self.cache_name / f"seed{cfg.seed}-trial{params['trial']}")
         key = {"method": self.cache_name, "config": config.to_dict(),
                "manifest_sha256": manifest.meta["sha256"],
-               "model_code_version": MODEL_CODE_VERSION}
+               "model_code_version": MODEL_CODE_VERSION, **self._code_version()}
         task = self.make_task(config, cfg.device)
         self.model, self.init = task.model, task.model.init
         if cfg.extra.get("compile"):
@@ -194,6 +200,7 @@ class TaskMethod(LearnedMethod):
         self.query_upsampling = getattr(task_cls, "query_upsampling", "bilinear")
         self.recovered_is_query = getattr(task_cls, "recovered_is_query", False)
         self.config_overrides = dict(getattr(task_cls, "config_overrides", {}))
+        self.code_version = getattr(task_cls, "code_version", None)
         self.preset = getattr(task_cls, "preset", "cadnet")
         self.shares_model_with = getattr(task_cls, "shares_model_with", None)
 

@@ -74,12 +74,16 @@ def test_trains_on_real_data_with_finite_losses_and_declared_outputs(name, small
     assert rec.shape == x.shape and rec.min() >= 0 and rec.max() <= 1
 
 
-@pytest.mark.parametrize("name", ["sing", "csrgan"])
+@pytest.mark.parametrize("name", ["sing", "csrgan", "cyclegan"])
 def test_residual_sr_networks_start_as_the_identity(name):
     task = make_task(TASKS[name])
     task.model.eval()
     x = random_batch().lr_images
     assert torch.allclose(task.model.recover(x), x, atol=1e-6)
+    if name == "cyclegan":  # F (HR -> LR) too; after one step G is no longer exactly x
+        assert torch.allclose(task.model.g_hr2lr(x), x, atol=1e-6)
+        task.train_step(random_batch())
+        assert not torch.allclose(task.model.recover(x), x, atol=1e-6)
 
 
 def test_gradient_helpers():
@@ -178,6 +182,9 @@ def test_cyclegan_uses_cyclegans_adam_for_generators_and_discriminators():
             assert key[name]["name"] == "adam" and key[name]["lr"] == 2e-4, (profile, name)
             assert key[name]["betas"] == [0.5, 0.999] and key[name]["weight_decay"] == 0.0
         assert key["model_optim"]["name"] == "sgd"
+        assert key["method_code_version"] == 2  # residual generators: old models not reused
+    assert "method_code_version" not in get_method_factory("sing")().config_key(
+        RunConfig(datasets=["viper"], methods=["sing"], data_root=Path("."), out=Path(".")))
     task = make_task(CycleGANTask)
     m, opts = task.model, task.optimizers
     assert set(opts) == {"sr", "model", "disc"}
