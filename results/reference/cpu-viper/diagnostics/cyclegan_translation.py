@@ -1,5 +1,7 @@
 """Where cyclegan loses rank-1: R(G(query)) vs R(G(gallery)), G on queries only, no G at all
-(same trained R). Run from the repository root: PYTHONPATH=. python <this file>."""
+(same trained R). Run from the repository root: PYTHONPATH=. python <this file>. It loads the
+cached cyclegan model of the current code: outputs -sgd.txt (session 3, SGD, plain generators),
+-adam.txt (CycleGAN's Adam, plain generators), -residual.txt (Adam, residual generators)."""
 import sys, torch
 from benchmark.cli import build_parser, make_config
 from benchmark.runner import fit_method, open_manifest, image_store, load_checked
