@@ -198,7 +198,8 @@ def make_config(args, default_methods: list[str]):
     if args.protocol == "authors" and args.trials not in (None, 1):
         raise UsageError("the authors' lists hold one fixed split: --trials must be 1")
     if args.stored_only and args.retrain:
-        raise UsageError("--stored-only trains nothing; it cannot be combined with --retrain")
+        raise UsageError("--stored-only (and --paired) train nothing; they cannot be combined "
+                         "with --retrain")
     if args.stored_only and args.figure in ("3", "4"):
         raise UsageError(f"--stored-only applies to --table, --figure sweep and --figure "
                          f"invariance; --figure {args.figure} draws from the models themselves")
@@ -283,9 +284,8 @@ def dispatch(args) -> int:
         if not args.methods:
             raise UsageError("--paired REFERENCE needs --methods (the methods to compare with it)")
         resolve_methods(args.paired, [])
-        cfg = make_config(args, default_methods=[])
-        cfg = replace(cfg, methods=[args.paired, *(m for m in cfg.methods if m != args.paired)],
-                      extra={**cfg.extra, "stored_only": True})
+        cfg = make_config(argparse.Namespace(**{**vars(args), "stored_only": True}), [])
+        cfg = replace(cfg, methods=[args.paired, *(m for m in cfg.methods if m != args.paired)])
         if len(cfg.methods) < 2:
             raise UsageError("--methods names no method besides the --paired reference")
         paths = paired_report(cfg, args.paired)

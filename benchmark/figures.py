@@ -235,9 +235,10 @@ def _sweep_rows(cfg: RunConfig, dataset: str, name: str, trial: int, manifest, g
     return out
 
 
-def sweep(cfg: RunConfig) -> list[Path]:
-    """Rank-1 (single-shot, as Table 1) of every method against the down-sampling rate."""
-    t0, rows, missing = time.perf_counter(), [], []
+def sweep_rows(cfg: RunConfig, missing: list[dict]) -> list[dict]:
+    """The sweep's per-(dataset, method, trial, rate) rank-1 rows, stored or measured
+    (under --stored-only a missing one is appended to ``missing``)."""
+    rows = []
     for dataset in cfg.datasets:
         ds = load_checked(cfg, dataset)
         for trial in range(cfg.num_trials(dataset)):
@@ -249,7 +250,13 @@ def sweep(cfg: RunConfig) -> list[Path]:
                     cached_rows, cfg, dataset, name, trial, manifest, "sweep",
                     {"rates": list(SWEEP_RATES)},
                     partial(_sweep_rows, cfg, dataset, name, trial, manifest, get_store)))
-    per_trial = rows_frame(rows, cfg)
+    return rows
+
+
+def sweep(cfg: RunConfig) -> list[Path]:
+    """Rank-1 (single-shot, as Table 1) of every method against the down-sampling rate."""
+    t0, missing = time.perf_counter(), []
+    per_trial = rows_frame(sweep_rows(cfg, missing), cfg)
     table = (per_trial.groupby(["dataset", "method", "rate"], sort=False)["rank1"]
              .agg(rank1="mean", rank1_std=lambda x: x.std(ddof=1) if len(x) > 1 else 0.0,
                   trials="count").reset_index().round(4))

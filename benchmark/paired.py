@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -62,29 +61,18 @@ def paired(per_trial: pd.DataFrame, reference: str) -> pd.DataFrame:
 def stored_per_trial(cfg) -> tuple[pd.DataFrame, list[dict]]:
     """Long frame (dataset, method, trial, queries, metric, value) of every stored Table 1
     result and rate-sweep row of ``cfg``; plus the (method, trial) results missing."""
-    from .figures import SWEEP_RATES
-    from .runner import cached_rows, load_checked, open_manifest, rows_or_missing, run_methods
+    from .figures import sweep_rows
+    from .runner import run_methods
 
     frame = run_methods(cfg)
-    missing = list(frame.attrs["missing"])
     long = frame.melt(id_vars=["dataset", "method", "trial", "testset"],
                       value_vars=["rank1", "mAP"], var_name="metric")
-    parts = [long.rename(columns={"testset": "queries"})]
     sweep_missing: list[dict] = []
-    for dataset in cfg.datasets:
-        ds = load_checked(cfg, dataset)
-        for trial in range(cfg.num_trials(dataset)):
-            manifest = open_manifest(cfg, ds, trial)
-            for name in cfg.methods:
-                rows = rows_or_missing(sweep_missing, {"dataset": dataset, "method": name,
-                                                       "trial": trial, "kind": "sweep"}, partial(
-                    cached_rows, cfg, dataset, name, trial, manifest, "sweep",
-                    {"rates": list(SWEEP_RATES)}, None))
-                parts.append(pd.DataFrame(
-                    [{"dataset": dataset, "method": name, "trial": trial,
-                      "queries": f"r={r['rate']}", "metric": "rank1", "value": r["rank1"]}
-                     for r in rows]))
-    return pd.concat(parts, ignore_index=True), missing + sweep_missing
+    rates = pd.DataFrame([{"dataset": r["dataset"], "method": r["method"], "trial": r["trial"],
+                           "queries": f"r={r['rate']}", "metric": "rank1", "value": r["rank1"]}
+                          for r in sweep_rows(cfg, sweep_missing)])
+    return (pd.concat([long.rename(columns={"testset": "queries"}), rates], ignore_index=True),
+            frame.attrs["missing"] + [{**m, "kind": "sweep"} for m in sweep_missing])
 
 
 def to_markdown(table: pd.DataFrame, reference: str, missing: list[dict]) -> str:

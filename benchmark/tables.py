@@ -102,7 +102,7 @@ def cell(row, m: str, paper: bool = True) -> str:
     if math.isnan(getattr(row, m)):
         return "n/a"
     s = _fmt(getattr(row, m), d)
-    if getattr(row, "trials", 2) > 1:  # one trial has no spread to show
+    if row.trials > 1:  # one trial has no spread to show
         s += f" ± {_fmt(getattr(row, m + '_std'), d)}"
     ref = getattr(row, m + "_paper", math.nan)
     if paper and not math.isnan(ref):

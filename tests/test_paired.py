@@ -72,3 +72,5 @@ def test_paired_from_stored_results_end_to_end(tmp_path, capsys):
         tmp_path / "paired-hist.md").read_text()
     assert main(["--paired", "hist", "--methods", "hist", "--trials", "1", *base]) == 2
     assert "no method besides" in capsys.readouterr().err
+    assert main(["--paired", "hist", "--methods", "hr-only", "--retrain", *base]) == 2
+    assert "cannot be combined with --retrain" in capsys.readouterr().err
