@@ -17,6 +17,12 @@ from .metrics.quality import image_quality
 RANKS = (1, 5, 10)
 
 
+def query_upsampling(method) -> str:
+    """How ``method`` resizes an LR query back to the input size: "bilinear" (the
+    protocol's default) unless the method declares ``query_upsampling`` (bicubic does)."""
+    return getattr(method, "query_upsampling", "bilinear")
+
+
 @torch.inference_mode()
 def extract_features(method, store: ImageStore, manifest: Manifest, rows: pd.DataFrame,
                      lr_method: str, batch_size: int = 128, rates: Iterable[float] | None = None
@@ -26,7 +32,7 @@ def extract_features(method, store: ImageStore, manifest: Manifest, rows: pd.Dat
     r = torch.tensor(list(rates) if rates is not None else rows["rate"].tolist(),
                      dtype=torch.float64)
     feats = []
-    upsample = getattr(method, "query_upsampling", "bilinear")
+    upsample = query_upsampling(method)
     for s in range(0, len(idx), batch_size):
         x = make_lr(store.batch(idx[s:s + batch_size]), r[s:s + batch_size], lr_method, upsample)
         feats.append(method.features(x).float())
@@ -40,7 +46,7 @@ def evaluate_recovery(method, manifest: Manifest, store: ImageStore, rows: pd.Da
     idx = store.indices(manifest.abspaths(rows))
     rates = torch.tensor(rows["rate"].tolist(), dtype=torch.float64)
     recovered, originals = [], []
-    upsample = getattr(method, "query_upsampling", "bilinear")
+    upsample = query_upsampling(method)
     for s in range(0, len(idx), batch_size):
         hr = store.batch(idx[s:s + batch_size])
         recovered.append(method.recover(make_lr(hr, rates[s:s + batch_size], lr_method, upsample)))

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from datasets.loader import make_lr  # noqa: E402
 
-from .evaluation import extract_features  # noqa: E402
+from .evaluation import extract_features, query_upsampling  # noqa: E402
 from .metrics import evaluate_ranking, pairwise_distance  # noqa: E402
 from .provenance import atomic_write_json, atomic_write_text, base_provenance, is_main_process  # noqa: E402
 from .runner import (  # noqa: E402
@@ -99,7 +99,7 @@ def figure3(cfg: RunConfig, persons: int = 6) -> list[Path]:
         query = manifest.rows("query", "seen").sort_values("pid").head(persons)
         hr = store.batch(store.indices(manifest.abspaths(query)))
         blocks = {"input": (lambda x: x, "bilinear"),
-                  **{m: (meth.recover, getattr(meth, "query_upsampling", "bilinear"))
+                  **{m: (meth.recover, query_upsampling(meth))
                      for m, meth in methods.items()}}
         cols = len(blocks) * len(FIGURE3_RATES)
         fig, axes = plt.subplots(len(hr), cols, figsize=(cols * 0.75, len(hr) * 1.5),
