@@ -93,7 +93,8 @@ def result_key(cfg: RunConfig, dataset: str, method: str, trial: int, manifest: 
 def open_manifest(cfg: RunConfig, ds, trial: int) -> Manifest:
     return get_manifest(ds, trial=trial, seed=cfg.seed, manifest_dir=Path(cfg.out) / "manifests",
                         options=ProtocolOptions(protocol=cfg.protocol),
-                        authors_lists=cfg.authors_lists)
+                        authors_lists=cfg.authors_lists,
+                        write=not cfg.extra.get("stored_only"))
 
 
 def image_store(cfg: RunConfig, manifest: Manifest) -> ImageStore:

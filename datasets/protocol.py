@@ -179,8 +179,9 @@ def manifest_path(manifest_dir: Path, params: dict) -> Path:
 
 def get_manifest(ds: ReidDataset, *, trial: int, seed: int, manifest_dir: Path,
                  options: ProtocolOptions = ProtocolOptions(),
-                 authors_lists: Path | None = None) -> Manifest:
-    """Build, or reuse from ``manifest_dir``, the manifest of one (dataset, seed, trial)."""
+                 authors_lists: Path | None = None, write: bool = True) -> Manifest:
+    """Build, or reuse from ``manifest_dir``, the manifest of one (dataset, seed, trial).
+    ``write=False`` builds a missing one without saving it (read-only runs)."""
     opt = options.resolved(ds.name)
     params = {"version": MANIFEST_VERSION, "dataset": ds.name, "seed": seed, "trial": trial,
               **asdict(opt), "seen_rates": list(opt.seen_rates)}
@@ -212,6 +213,8 @@ def get_manifest(ds: ReidDataset, *, trial: int, seed: int, manifest_dir: Path,
     meta = {"params": params, "sha256": hashlib.sha256(data).hexdigest(),
             "counts": frame.groupby(["role", "subset"]).size().rename("n").reset_index()
             .to_dict("records")}
+    if not write:
+        return Manifest(frame, ds.root, {**meta, "reused": False, "file": None})
     atomic_write_bytes(csv_path, data)
     atomic_write_bytes(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
     return Manifest(frame, ds.root, {**meta, "reused": False, "file": str(csv_path)})

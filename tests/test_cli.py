@@ -151,12 +151,14 @@ def test_stored_only_tables_from_stored_results_and_lists_what_is_missing(viper_
     two = pd.read_csv(tmp_path / "table1.csv")
     stored = sorted(p.relative_to(tmp_path) for p in (tmp_path / "runs").rglob("*.json"))
     assert len(stored) == 2
+    manifests = sorted((tmp_path / "manifests").rglob("*"))
     capsys.readouterr()
     assert main(["--table", "1", "--methods", "hist,lomo-xqda", "--trials", "3", "--stored-only",
                  *base]) == 0
     shown = capsys.readouterr()
     assert "no stored result for dataset viper, method lomo-xqda, trial 0" in shown.out + shown.err
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "runs").rglob("*.json")) == stored
+    assert sorted((tmp_path / "manifests").rglob("*")) == manifests  # trial 2's not written
     t = pd.read_csv(tmp_path / "table1.csv")
     assert list(t.method.unique()) == ["hist"] and (t.trials == 2).all()
     pd.testing.assert_frame_equal(t, two)
