@@ -15,6 +15,7 @@ import torch
 from rich.console import Console
 
 from .engine import GradientAveraging, TrainData, save_checkpoint, train, world
+from .evaluation import query_upsampling
 from .provenance import atomic_write_json, is_main_process
 
 MODEL_CODE_VERSION = 1  # bump when a change to models/losses/engine invalidates cached models
@@ -142,6 +143,10 @@ class LearnedMethod:
             self.history = json.loads((folder / "history.json").read_text())
             self.reused = True
             return
+        if cfg.extra.get("stored_only"):  # trains nothing: no usable cached model
+            from .runner import MissingResult
+
+            raise MissingResult(final)
         if not same_key or cfg.extra.get("retrain"):
             for f in (ckpt, final):  # another key's (or a forced) run: start from scratch
                 f.unlink(missing_ok=True)
@@ -197,7 +202,7 @@ class TaskMethod(LearnedMethod):
         super().__init__(name)
         self.task_cls = task_cls
         self.produces_images = getattr(task_cls, "produces_images", False)
-        self.query_upsampling = getattr(task_cls, "query_upsampling", "bilinear")
+        self.query_upsampling = query_upsampling(task_cls)
         self.recovered_is_query = getattr(task_cls, "recovered_is_query", False)
         self.config_overrides = dict(getattr(task_cls, "config_overrides", {}))
         self.code_version = getattr(task_cls, "code_version", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -182,3 +183,22 @@ def test_run_methods_trains_hr_only_once_and_bicubic_reuses_it(tmp_path, monkeyp
     assert set(frame["method"]) == {"hr-only", "bicubic"}
     assert frame[["rank1", "mAP"]].notna().all().all()
     assert set(frame["init"]) == {"random"}
+
+
+def test_stored_only_fit_trains_nothing_and_loads_a_cached_model(tmp_path, monkeypatch):
+    """Under --stored-only a learned method without a usable cached model raises
+    MissingResult before writing anything; once trained, the model is loaded."""
+    monkeypatch.setattr(runner, "load_dataset", partial(load_dataset, num_ids=16))
+    cfg = RunConfig(datasets=["synthetic"], methods=["hr-only"], data_root=tmp_path,
+                    out=tmp_path / "out", profile="smoke", input_size=SIZE, trials=1)
+    read_only = replace(cfg, extra={"stored_only": True})
+    manifest = runner.open_manifest(cfg, runner.load_checked(cfg, "synthetic"), 0)
+    store = runner.image_store(cfg, manifest)
+    with pytest.raises(runner.MissingResult):
+        runner.fit_method("hr-only", manifest, store, read_only)
+    assert not (tmp_path / "out" / "cache" / "models").exists()
+    trained = runner.fit_method("hr-only", manifest, store, cfg)
+    loaded = runner.fit_method("hr-only", manifest, store, read_only)
+    assert not trained.reused and loaded.reused
+    for a, b in zip(trained.model.state_dict().values(), loaded.model.state_dict().values()):
+        assert torch.equal(a, b)
