@@ -4,9 +4,10 @@ prints the mean L2 norm of GAP(f) and GAP(g) on the gallery and the rank-1 of th
 feature restricted to f, to g, and the joint u = GAP([f, g]) raw and with each half
 L2-normalised. A read-out of trained models on the test split, not a tuning step: nothing
 here changes a model or a setting. Run from the repository root:
-PYTHONPATH=. python <this file> [trials] (default 0). The config is --stored-only, so a
+PYTHONPATH=. python <this file> [trials] [methods] (default 0 and cadnet,cadnet-f,cadnet-g;
+the Table 3 ablations are CAD-Net models too). The config is --stored-only, so a
 (method, trial) without a usable cached model is named and skipped: nothing is trained.
-Output: cadnet_fg_parts.txt."""
+Output: cadnet_fg_parts.txt (cadnet, -f, -g), cadnet_fg_parts-ablations.txt."""
 import sys
 
 import torch
@@ -18,7 +19,7 @@ from benchmark.metrics import evaluate_ranking, pairwise_distance
 from benchmark.runner import MissingResult, fit_method, image_store, load_checked, open_manifest
 
 trials = [int(t) for t in (sys.argv[1] if len(sys.argv) > 1 else "0").split(",")]
-methods = ["cadnet", "cadnet-f", "cadnet-g"]
+methods = (sys.argv[2] if len(sys.argv) > 2 else "cadnet,cadnet-f,cadnet-g").split(",")
 args = build_parser().parse_args(["--table", "1", "--datasets", "viper", "--profile", "cpu",
     "--trials", str(max(trials) + 1), "--data-root", "../shared/data", "--stored-only",
     "--out", "results/reference/cpu-viper", "--methods", ",".join(methods)])
@@ -60,7 +61,7 @@ for trial in trials:
         d, halves = m.feature_dim, FGHalves(m)
         gu = extract_features(halves, store, man, gal, cfg.lr_method)
         gf, gg = gu[:, :d], (gu[:, d:] if gu.shape[1] > d else None)
-        line = [f"trial {trial} {name:9s}", f"|GAP f| {gf.norm(dim=1).mean():.2f}"]
+        line = [f"trial {trial} {name:16s}", f"|GAP f| {gf.norm(dim=1).mean():.2f}"]
         if gg is not None:
             line.append(f"|GAP g| {gg.norm(dim=1).mean():.2f}")
         for subset in ("seen", "unseen"):
