@@ -12,13 +12,15 @@ from pathlib import Path
 import torch
 
 
-def git_commit() -> str:
-    """The commit of the code that runs, with ``-dirty`` if the tree has uncommitted changes."""
-    here = Path(__file__).resolve().parent
+def git_commit(here: Path | None = None) -> str:
+    """The commit of the code that runs, with ``-dirty`` if tracked files outside ``results/``
+    have uncommitted changes (outputs this harness rewrites there do not change the code)."""
+    here = here or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":/", ":(top,exclude)results"], cwd=here,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

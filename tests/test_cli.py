@@ -176,3 +176,27 @@ def test_stored_only_tables_from_stored_results_and_lists_what_is_missing(viper_
     assert "cannot be combined with --retrain" in capsys.readouterr().err
     assert main(["--figure", "3", "--methods", "cadnet", "--stored-only", *base]) == 2
     assert "--figure 3 draws from the models" in capsys.readouterr().err
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_rewritten_results(tmp_path):
+    """Regenerating a committed table must not mark the next output -dirty; editing code must."""
+    import subprocess
+
+    from benchmark.provenance import git_commit
+
+    def git(*a):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table1.csv").write_text("a\n1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    sha = git_commit(tmp_path)
+    assert len(sha) == 40
+    (tmp_path / "results" / "table1.csv").write_text("a\n2\n")
+    assert git_commit(tmp_path) == sha
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == sha + "-dirty"
