@@ -9,8 +9,11 @@ the runner does (same profile, sampler, seed rule), and scores rank-1 on the hel
 queries are their LR-camera images at the seen rates (r in {2, 3, 4}, three seeded draws),
 at the unseen r = 8 and at r = 1 (HR); the gallery is their other-camera images at HR.
 By default the number of epochs is scaled so that the run takes as many steps as the full
-training would (fewer identities -> fewer steps per epoch). One row per run is printed and,
-with ``--out``, appended to ``DIR/validation.csv``.
+training would (fewer identities -> fewer steps per epoch). ``--epochs 36,72`` scores the
+same run after 36 and after 72 epochs (a training-length check): the learning rates are
+constant and each epoch's batches depend only on (seed, epoch), so the 36-epoch row is the
+model a 36-epoch run gives. One row per (run, epoch count) is printed and, with ``--out``,
+appended to ``DIR/validation.csv``.
 
 This is the only place where settings are compared; the reference tables use the profiles
 as committed, and NOTES.md says which profile choice came from which validation run.
@@ -22,6 +25,7 @@ import argparse
 import csv
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,6 +84,18 @@ def parse_overrides(items: list[str]) -> dict:
             v = tuple(v)
         out[name] = v
     return out
+
+
+def parse_epochs(text: str, full: int) -> list[int]:
+    """``--epochs`` -> strictly increasing epoch counts; 0 stands for ``full``."""
+    try:
+        points = [int(x) or full for x in str(text).split(",")]
+    except ValueError:
+        points = []
+    if not points or min(points) < 1 or points != sorted(set(points)):
+        raise ValueError(f"--epochs {text!r}: expected increasing positive epoch counts "
+                         f"separated by commas (0 = {full}, the full training's steps)")
+    return points
 
 
 def make_task(method: str, profile: str, num_classes: int, seed: int, model_lr: float | None,
@@ -162,7 +178,8 @@ def run(args) -> list[dict]:
                      num_classes=len(pids))
     per_epoch_full = math.ceil(len(rows) / prof.batch_size)
     per_epoch = math.ceil(len(fit) / prof.batch_size)
-    epochs = args.epochs or math.ceil(prof.epochs * per_epoch_full / per_epoch)
+    full = math.ceil(prof.epochs * per_epoch_full / per_epoch)
+    points = parse_epochs(args.epochs, full)
     overrides = parse_overrides(args.set)
     out = []
     for method in [m for m in args.methods.split(",") if m]:
@@ -170,38 +187,44 @@ def run(args) -> list[dict]:
             task = make_task(method, args.profile, len(pids), args.seed, lr, overrides)
             cfg = task.config
             t0 = time.perf_counter()
-            hist = train(task, data, epochs=epochs, ids_per_batch=cfg.ids_per_batch,
-                         instances_per_id=cfg.instances_per_id,
-                         lr_batch_ids=cfg.lr_batch // cfg.instances_per_id,
-                         lr_rates=cfg.lr_rates, lr_method=cfg.lr_method, seed=cfg.seed)
-            m = task.model
-            row = {"dataset": ds.name, "trial": args.trial, "seed": args.seed,
-                   "val_ids": args.val_ids, "train_ids": len(pids), "method": method,
-                   "profile": args.profile, "model_lr": cfg.model_optim.lr,
-                   "overrides": " ".join(args.set), "epochs": epochs,
-                   "steps": epochs * per_epoch,
-                   "val_rank1_seen": rank1(m, store, manifest, query, gallery,
-                                           tuple(cfg.lr_rates), 3),
-                   "val_rank1_unseen": rank1(m, store, manifest, query, gallery,
-                                             (opt.unseen_rate,), 1),
-                   "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
-                   "final_id": hist[-1].get("id", math.nan),
-                   "final_tri": hist[-1].get("tri", math.nan),
-                   "minutes": (time.perf_counter() - t0) / 60}
-            print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in row.items()), flush=True)
-            out.append(row)
-            if args.out is not None:
-                path = Path(args.out) / "validation.csv"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                new = not path.exists()
-                with open(path, "a", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=COLUMNS)
-                    if new:
-                        w.writeheader()
-                    w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v)
-                                for k, v in row.items()})
+            with tempfile.TemporaryDirectory() as tmp:
+                for epochs in points:  # each point continues the same run from its checkpoint
+                    hist = train(task, data, epochs=epochs, ids_per_batch=cfg.ids_per_batch,
+                                 instances_per_id=cfg.instances_per_id,
+                                 lr_batch_ids=cfg.lr_batch // cfg.instances_per_id,
+                                 lr_rates=cfg.lr_rates, lr_method=cfg.lr_method, seed=cfg.seed,
+                                 checkpoint=Path(tmp) / "run.ckpt" if len(points) > 1 else None)
+                    m = task.model
+                    row = {"dataset": ds.name, "trial": args.trial, "seed": args.seed,
+                           "val_ids": args.val_ids, "train_ids": len(pids), "method": method,
+                           "profile": args.profile, "model_lr": cfg.model_optim.lr,
+                           "overrides": " ".join(args.set), "epochs": epochs,
+                           "steps": epochs * per_epoch,
+                           "val_rank1_seen": rank1(m, store, manifest, query, gallery,
+                                                   tuple(cfg.lr_rates), 3),
+                           "val_rank1_unseen": rank1(m, store, manifest, query, gallery,
+                                                     (opt.unseen_rate,), 1),
+                           "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
+                           "final_id": hist[-1].get("id", math.nan),
+                           "final_tri": hist[-1].get("tri", math.nan),
+                           "minutes": (time.perf_counter() - t0) / 60}
+                    print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in row.items()), flush=True)
+                    out.append(row)
+                    if args.out is not None:
+                        append_row(Path(args.out) / "validation.csv", row)
     return out
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one result row to ``path`` (header first if the file is new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,8 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                    help="config override for every run, e.g. lambda_adv_di=0.1 or "
                    "'disc_optim={\"name\": \"sgd\", \"lr\": 1e-4}' (repeatable)")
-    p.add_argument("--epochs", type=int, default=0,
-                   help="0: as many steps as the profile's full training")
+    p.add_argument("--epochs", default="0",
+                   help="epoch counts to score one run at, increasing (e.g. 36,72); 0: as "
+                   "many steps as the profile's full training")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--cache", type=Path, default=default_cache_dir() / "validation")
     p.add_argument("--out", type=Path, default=None, help="append rows to DIR/validation.csv")

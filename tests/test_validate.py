@@ -61,3 +61,25 @@ def test_set_overrides_are_parsed_and_checked():
     for bad in ("lambda_nope=1", "lambda_adv_di", "lambda_adv_di=x", "disc_optim=1"):
         with pytest.raises(ValueError, match="--set"):
             validate.parse_overrides([bad])
+
+
+def test_epochs_list_is_parsed_and_checked():
+    assert validate.parse_epochs("0", 36) == [36]
+    assert validate.parse_epochs("0,72", 36) == [36, 72]
+    assert validate.parse_epochs("10,20,40", 36) == [10, 20, 40]
+    for bad in ("72,36", "36,36", "-1", "x", "", "0,20"):
+        with pytest.raises(ValueError, match="--epochs"):
+            validate.parse_epochs(bad, 36)
+
+
+def test_scoring_one_run_at_two_lengths_equals_two_separate_runs(viper_root, tmp_path):
+    """``--epochs 1,2`` continues one run: its 2-epoch row equals a plain 2-epoch run."""
+    common = ["--data-root", str(viper_root), "--profile", "smoke", "--methods", "lr-aug",
+              "--threads", "1", "--cache", str(tmp_path / "c")]
+    for name, epochs in (("both", "1,2"), ("two", "2")):
+        assert validate.main([*common, "--epochs", epochs, "--out", str(tmp_path / name)]) == 0
+    both, two = (pd.read_csv(tmp_path / n / "validation.csv") for n in ("both", "two"))
+    assert both.epochs.tolist() == [1, 2] and both.steps.tolist() == [27, 54]
+    cols = ["val_rank1_seen", "val_rank1_unseen", "val_rank1_hr", "final_id", "final_tri"]
+    assert both.iloc[1][cols].tolist() == two.iloc[0][cols].tolist()
+    assert both.iloc[0].final_id != both.iloc[1].final_id  # the second row trained on
