@@ -36,7 +36,7 @@ import torch
 COLUMNS = ["dataset", "trial", "seed", "val_ids", "train_ids", "method", "profile", "model_lr",
            "overrides",
            "epochs", "steps", "val_rank1_seen", "val_rank1_unseen", "val_rank1_hr",
-           "final_id", "final_tri", "minutes"]
+           "final_id", "final_tri", "minutes", "protocol", "pretrained", "git_commit", "device"]
 
 
 def validation_split(train_rows: pd.DataFrame, val_ids: int, seed: int, lr_camera: int
@@ -160,6 +160,7 @@ def run(args) -> list[dict]:
 
     from .engine import TrainData, train
     from .profiles import get_profile
+    from .provenance import base_provenance
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,6 +182,9 @@ def run(args) -> list[dict]:
     full = math.ceil(prof.epochs * per_epoch_full / per_epoch)
     points = parse_epochs(args.epochs, full)
     overrides = parse_overrides(args.set)
+    prov = base_provenance("cpu")
+    if args.out is not None:
+        check_columns(Path(args.out) / "validation.csv")
     out = []
     for method in [m for m in args.methods.split(",") if m]:
         for lr in [float(x) for x in args.lr.split(",")] if args.lr else [None]:
@@ -207,13 +211,26 @@ def run(args) -> list[dict]:
                            "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
                            "final_id": hist[-1].get("id", math.nan),
                            "final_tri": hist[-1].get("tri", math.nan),
-                           "minutes": (time.perf_counter() - t0) / 60}
+                           "minutes": (time.perf_counter() - t0) / 60,
+                           "protocol": opt.protocol, "pretrained": cfg.pretrained,
+                           **{k: prov[k] for k in ("git_commit", "device")}}
                     print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                     for k, v in row.items()), flush=True)
                     out.append(row)
                     if args.out is not None:
                         append_row(Path(args.out) / "validation.csv", row)
     return out
+
+
+def check_columns(path: Path) -> None:
+    """An existing ``validation.csv`` with other columns (an older version's) is an error
+    before any training, not a misaligned append after it."""
+    if path.exists():
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != COLUMNS:
+            raise ValueError(f"--out: {path} has the columns {header}, not this version's "
+                             f"{COLUMNS}; give another --out folder")
 
 
 def append_row(path: Path, row: dict) -> None:

@@ -28,7 +28,7 @@ def test_validation_split_holds_out_training_ids_only(viper_root, tmp_path):
     assert set(validate.validation_split(train, 100, 1, 0)[1].pid) != val_ids
 
 
-def test_run_smoke_writes_a_row(viper_root, tmp_path):
+def test_run_smoke_writes_a_row(viper_root, tmp_path, capsys):
     out = tmp_path / "out"
     assert validate.main(["--data-root", str(viper_root), "--profile", "smoke",
                           "--methods", "hr-only", "--lr", "1e-3,1e-2", "--epochs", "1",
@@ -40,6 +40,14 @@ def test_run_smoke_writes_a_row(viper_root, tmp_path):
     assert t.steps.tolist() == [27, 27]  # 432 images of 216 ids / smoke batch 16, 1 epoch
     for c in ("val_rank1_seen", "val_rank1_unseen", "val_rank1_hr"):
         assert t[c].between(0, 100).all()
+    assert (t.protocol == "paper").all() and (t.pretrained == "none").all()
+    assert t.git_commit.notna().all() and t.device.str.startswith("cpu").all()
+    old = out / "validation.csv"  # a file with other columns is not appended to
+    old.write_text(old.read_text().replace(",protocol,pretrained,git_commit,device", ""))
+    assert validate.main(["--data-root", str(viper_root), "--profile", "smoke", "--epochs", "1",
+                          "--threads", "1", "--cache", str(tmp_path / "c"),
+                          "--out", str(out)]) == 2
+    assert "has the columns" in capsys.readouterr().err
 
 
 def test_too_many_validation_ids_is_an_error(viper_root, tmp_path, capsys):
