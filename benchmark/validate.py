@@ -216,6 +216,8 @@ def run(args) -> list[dict]:
                            **{k: prov[k] for k in ("git_commit", "device")}}
                     print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                     for k, v in row.items()), flush=True)
+                    print(f"  epoch {epochs} losses: " + ", ".join(
+                        f"{k}={v:.4g}" for k, v in hist[-1].items() if k != "epoch"), flush=True)
                     out.append(row)
                     if args.out is not None:
                         append_row(Path(args.out) / "validation.csv", row)
