@@ -185,14 +185,17 @@ def load_checkpoint(path: Path) -> dict:
 def train(task, data: TrainData, *, epochs: int, ids_per_batch: int, instances_per_id: int,
           lr_batch_ids: int | None = None, lr_rates=(2, 3, 4), lr_method: str = "bilinear",
           seed: int = 0, checkpoint: Path | None = None, device="cpu", log_every: int = 10,
-          on_log: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train ``task`` for ``epochs``; resume from ``checkpoint`` if it holds earlier epochs.
+          on_log: Callable[[dict], None] | None = None,
+          history: list[dict] | None = None) -> list[dict]:
+    """Train ``task`` for ``epochs``; resume from ``checkpoint`` if it holds earlier epochs,
+    or continue after ``history`` (the epochs this task object was already trained for).
 
     Returns the history: one dict per epoch with the mean of every loss, images/s and time.
     """
     hr_sampler = IdentitySampler(data.labels, ids_per_batch, instances_per_id)
     lr_sampler = IdentitySampler(data.labels, lr_batch_ids or ids_per_batch, instances_per_id)
-    history, start = [], 0
+    history = list(history or [])
+    start = len(history)
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
         task.load_state_dict(state["task"])

@@ -11,8 +11,8 @@ at the unseen r = 8 and at r = 1 (HR); the gallery is their other-camera images 
 By default the number of epochs is scaled so that the run takes as many steps as the full
 training would (fewer identities -> fewer steps per epoch). ``--epochs 36,72`` scores the
 same run after 36 and after 72 epochs (a training-length check): the learning rates are
-constant and each epoch's batches depend only on (seed, epoch), so the 36-epoch row is the
-model a 36-epoch run gives. One row per (run, epoch count) is printed and, with ``--out``,
+constant and each epoch's batches depend only on (seed, epoch), so each row is the model a
+run of that length gives. One row per (run, epoch count) is printed and, with ``--out``,
 appended to ``DIR/validation.csv``.
 
 This is the only place where settings are compared; the reference tables use the profiles
@@ -25,7 +25,6 @@ import argparse
 import csv
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -191,36 +190,36 @@ def run(args) -> list[dict]:
             task = make_task(method, args.profile, len(pids), args.seed, lr, overrides)
             cfg = task.config
             t0 = time.perf_counter()
-            with tempfile.TemporaryDirectory() as tmp:
-                for epochs in points:  # each point continues the same run from its checkpoint
-                    hist = train(task, data, epochs=epochs, ids_per_batch=cfg.ids_per_batch,
-                                 instances_per_id=cfg.instances_per_id,
-                                 lr_batch_ids=cfg.lr_batch // cfg.instances_per_id,
-                                 lr_rates=cfg.lr_rates, lr_method=cfg.lr_method, seed=cfg.seed,
-                                 checkpoint=Path(tmp) / "run.ckpt" if len(points) > 1 else None)
-                    m = task.model
-                    row = {"dataset": ds.name, "trial": args.trial, "seed": args.seed,
-                           "val_ids": args.val_ids, "train_ids": len(pids), "method": method,
-                           "profile": args.profile, "model_lr": cfg.model_optim.lr,
-                           "overrides": " ".join(args.set), "epochs": epochs,
-                           "steps": epochs * per_epoch,
-                           "val_rank1_seen": rank1(m, store, manifest, query, gallery,
-                                                   tuple(cfg.lr_rates), 3),
-                           "val_rank1_unseen": rank1(m, store, manifest, query, gallery,
-                                                     (opt.unseen_rate,), 1),
-                           "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
-                           "final_id": hist[-1].get("id", math.nan),
-                           "final_tri": hist[-1].get("tri", math.nan),
-                           "minutes": (time.perf_counter() - t0) / 60,
-                           "protocol": opt.protocol, "pretrained": cfg.pretrained,
-                           **{k: prov[k] for k in ("git_commit", "device")}}
-                    print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                    for k, v in row.items()), flush=True)
-                    print(f"  epoch {epochs} losses: " + ", ".join(
-                        f"{k}={v:.4g}" for k, v in hist[-1].items() if k != "epoch"), flush=True)
-                    out.append(row)
-                    if args.out is not None:
-                        append_row(Path(args.out) / "validation.csv", row)
+            hist = []
+            for epochs in points:  # each point continues the same run after the last one
+                hist = train(task, data, epochs=epochs, ids_per_batch=cfg.ids_per_batch,
+                             instances_per_id=cfg.instances_per_id,
+                             lr_batch_ids=cfg.lr_batch // cfg.instances_per_id,
+                             lr_rates=cfg.lr_rates, lr_method=cfg.lr_method, seed=cfg.seed,
+                             history=hist)
+                m = task.model
+                row = {"dataset": ds.name, "trial": args.trial, "seed": args.seed,
+                       "val_ids": args.val_ids, "train_ids": len(pids), "method": method,
+                       "profile": args.profile, "model_lr": cfg.model_optim.lr,
+                       "overrides": " ".join(args.set), "epochs": epochs,
+                       "steps": epochs * per_epoch,
+                       "val_rank1_seen": rank1(m, store, manifest, query, gallery,
+                                               tuple(cfg.lr_rates), 3),
+                       "val_rank1_unseen": rank1(m, store, manifest, query, gallery,
+                                                 (opt.unseen_rate,), 1),
+                       "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
+                       "final_id": hist[-1].get("id", math.nan),
+                       "final_tri": hist[-1].get("tri", math.nan),
+                       "minutes": (time.perf_counter() - t0) / 60,
+                       "protocol": opt.protocol, "pretrained": cfg.pretrained,
+                       **{k: prov[k] for k in ("git_commit", "device")}}
+                print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in row.items()), flush=True)
+                print(f"  epoch {epochs} losses: " + ", ".join(
+                    f"{k}={v:.4g}" for k, v in hist[-1].items() if k != "epoch"), flush=True)
+                out.append(row)
+                if args.out is not None:
+                    append_row(Path(args.out) / "validation.csv", row)
     return out
 
 

@@ -80,7 +80,7 @@ def test_epochs_list_is_parsed_and_checked():
             validate.parse_epochs(bad, 36)
 
 
-def test_scoring_one_run_at_two_lengths_equals_two_separate_runs(viper_root, tmp_path):
+def test_scoring_one_run_at_two_lengths_equals_a_plain_run_of_that_length(viper_root, tmp_path):
     """``--epochs 1,2`` continues one run: its 2-epoch row equals a plain 2-epoch run."""
     common = ["--data-root", str(viper_root), "--profile", "smoke", "--methods", "lr-aug",
               "--threads", "1", "--cache", str(tmp_path / "c")]
