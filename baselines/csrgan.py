@@ -80,6 +80,7 @@ from baselines.sr import (
 from benchmark.losses import frozen, image_adversarial_loss
 from benchmark.models import ImageDiscriminator
 from benchmark.profiles import Method
+from benchmark.registry import register_method
 
 #: residual blocks per stage (SRGAN uses 16)
 STAGE_BLOCKS = 4
@@ -121,7 +122,7 @@ class CSRGANModel(nn.Module):
                                             for _ in self.levels)
         self.reid = ReIDNet(config, num_classes)
         self.init = self.reid.init
-        self.feature_dim = self.reid.feature_dim
+        self.feature_dim = self.descriptor_dim = self.reid.feature_dim
 
     def generator_parameters(self):
         yield from self.stages.parameters()
@@ -151,6 +152,7 @@ class CSRGANModel(nn.Module):
                                  "reid": self.reid})
 
 
+@register_method("csrgan")
 class CSRGANTask(SRTask):
     """Engine task of ``csrgan`` (see the module docstring)."""
 

@@ -71,6 +71,7 @@ from baselines.sr import (
 )
 from benchmark.losses import frozen
 from benchmark.profiles import Method, OptimSpec
+from benchmark.registry import register_method
 
 #: residual blocks of each generator (CycleGAN: 6 at 128 x 128, 9 at 256 x 256)
 GENERATOR_BLOCKS = 3
@@ -103,7 +104,7 @@ class CycleGANModel(nn.Module):
         self.d_lr = PatchDiscriminator(config.di_width)
         self.reid = ReIDNet(config, num_classes)
         self.init = self.reid.init
-        self.feature_dim = self.reid.feature_dim
+        self.feature_dim = self.descriptor_dim = self.reid.feature_dim
 
     def sr_parameters(self):
         """G and F: what ``gen_optim`` (CycleGAN's Adam) updates."""
@@ -133,6 +134,7 @@ class CycleGANModel(nn.Module):
                                  "D": [self.d_hr, self.d_lr], "reid": self.reid})
 
 
+@register_method("cyclegan")
 class CycleGANTask(SRTask):
     """Engine task of ``cyclegan`` (see the module docstring). ``lr_targets`` is never read."""
 

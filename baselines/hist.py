@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from benchmark.registry import register_method
+
 
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     """[B,3,H,W] RGB in [0,1] -> HSV in [0,1] (hue scaled to [0,1))."""
@@ -45,6 +47,7 @@ def stripe_histograms(images: torch.Tensor, stripes: int = 6, bins: int = 16) ->
     return hist.reshape(b, -1).sqrt()
 
 
+@register_method("hist")
 class HistMethod:
     """Registered as ``hist``: no training; features are stripe colour histograms."""
 
@@ -56,8 +59,12 @@ class HistMethod:
     def __init__(self, stripes: int = 6, bins: int = 16):
         self.stripes, self.bins = stripes, bins
 
-    def fit(self, *args, **kwargs) -> None:
-        return None
+    @property
+    def feature_dim(self) -> int:
+        return self.stripes * 2 * 3 * self.bins
+
+    def fit(self, **_) -> None:
+        """Nothing to learn."""
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return stripe_histograms(images, self.stripes, self.bins)

@@ -75,6 +75,8 @@ import scipy.ndimage
 import torch
 from skimage.transform import resize
 
+from benchmark.registry import register_method
+
 LOMO_SIZE = (128, 48)
 GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # MATLAB rgb2gray
 
@@ -443,14 +445,15 @@ def select_training_rows(train, max_rows: int | None, seed: int = 0):
     return train[train["path"].isin(keep)].reset_index(drop=True)
 
 
+@register_method("lomo-xqda")
 class LomoXqdaMethod:
     """Registered as ``lomo-xqda``: LOMO descriptors, XQDA metric learned on the training rows.
 
     ``fit`` renders every selected training row at its own rate (``make_lr`` with
-    ``cfg.lr_method``), computes LOMO at 128 x 48 and learns XQDA; ``features`` returns
+    ``run.lr_method``), computes LOMO at 128 x 48 and learns XQDA; ``features`` returns
     ``LOMO(x) @ W @ L`` (float32, ``feature_dim`` columns = the XQDA subspace size, known after
-    ``fit``). ``cfg.extra["lomo_xqda_max_train_samples"]`` overrides ``max_train_samples``
-    (None: no cap). What the fit used is in ``info`` (rows, ids, dimensions, pair counts).
+    ``fit``); ``max_train_samples`` caps the training rows (None: no cap). What the fit
+    used is in ``info`` (rows, ids, dimensions, pair counts).
     """
 
     name = "lomo-xqda"
@@ -475,22 +478,22 @@ class LomoXqdaMethod:
         x = images.detach().to("cpu", torch.float64).numpy()
         return lomo(resize_for_lomo(x, LOMO_SIZE), self.params)
 
-    def fit(self, *, manifest, store, cfg) -> None:
+    def fit(self, *, manifest, store, run) -> None:
         from datasets.loader import make_lr
+        from datasets.seeds import lomo_rows_seed
 
         t0 = time.perf_counter()
-        extra = getattr(cfg, "extra", None) or {}
-        cap = extra.get("lomo_xqda_max_train_samples", self.max_train_samples)
         train_all = manifest.rows("train")
         if train_all.empty:
             raise ValueError("lomo-xqda: the manifest has no training rows")
-        train = select_training_rows(train_all, cap, seed=int(getattr(cfg, "seed", 0)))
+        train = select_training_rows(train_all, self.max_train_samples,
+                                     seed=lomo_rows_seed(run.seed))
         idx = store.indices(manifest.abspaths(train))
         rates = torch.tensor(train["rate"].tolist(), dtype=torch.float64)
         feats = []
         for s in range(0, len(idx), self.batch_size):
             x = make_lr(store.batch(idx[s:s + self.batch_size]), rates[s:s + self.batch_size],
-                        cfg.lr_method)
+                        run.lr_method)
             feats.append(self.lomo_features(x))
         t_feat = time.perf_counter() - t0
         feats = np.concatenate(feats)

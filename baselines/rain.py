@@ -38,8 +38,9 @@ paper and are not verified against its text here:
 
 from __future__ import annotations
 
-from benchmark.models import CADNetOptimizers, build_feature_discriminator, make_optimizer
+from benchmark.models import build_feature_discriminator, make_optimizer
 from benchmark.profiles import Method
+from benchmark.registry import register_method
 
 from .reid import ReIDNet, ReIDTask
 
@@ -57,6 +58,7 @@ class RAINNet(ReIDNet):
         self.init_record["D_F"] = "random"
 
 
+@register_method("rain")
 class RAINTask(ReIDTask):
     """Feature-level adversarial alignment only (after RAIN, Chen et al., AAAI 2019): E + C
     with ID + triplet on HR and LR images plus CAD-Net's D_F on f.
@@ -74,11 +76,10 @@ class RAINTask(ReIDTask):
             raise ValueError("rain needs use_adv_df=True (its only resolution-specific loss)")
         return RAINNet(config)
 
-    def build_optimizers(self, model, config) -> CADNetOptimizers:
-        return CADNetOptimizers(
-            model=make_optimizer(model.generator_parameters(), config.model_optim),
-            d_f=make_optimizer(model.feature_discriminator.parameters(), config.disc_optim),
-            d_i=None)
+    def build_optimizers(self, model, config) -> dict:
+        return {"model": make_optimizer(model.generator_parameters(), config.model_optim),
+                "d_f": make_optimizer(model.feature_discriminator.parameters(),
+                                      config.disc_optim)}
 
 
 __all__ = ["RAIN", "RAINNet", "RAINTask"]

@@ -29,11 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark.engine import GradientAveraging, world
-from benchmark.learned import CADNetTask
-from benchmark.losses import as_batch, identity_loss, total_generator_loss, triplet_loss
+from benchmark.losses import cadnet_train_step, identity_loss, total_generator_loss, triplet_loss
 from benchmark.models import (
-    CADNetOptimizers,
     CADNetOutput,
     Classifier,
     CrossResolutionEncoder,
@@ -41,6 +38,8 @@ from benchmark.models import (
     make_optimizer,
 )
 from benchmark.profiles import Method
+from benchmark.registry import register_method
+from benchmark.tasks import Task
 
 _PLAIN = dict(feature_mode="f", use_rec=False, use_adv_di=False, use_adv_df=False)
 
@@ -72,7 +71,7 @@ class ReIDNet(nn.Module):
         H, W = config.input_size
         if H % stride or W % stride:
             raise ValueError(f"input size {H}x{W} must be divisible by the trunk stride {stride}")
-        self.feature_dim = self.embedding_dim = d
+        self.feature_dim = self.embedding_dim = self.descriptor_dim = d
         self.feature_hw = (H // stride, W // stride)
         self.classifier = Classifier(d, num_classes, config.bn_neck)
         self.init = "random"
@@ -102,35 +101,24 @@ class ReIDNet(nn.Module):
         return F.normalize(u, dim=1) if self.config.l2_test_features else u
 
 
-class ReIDTask(CADNetTask):
-    """Engine task for an E + C network: CAD-Net's task (same update code, autocast, state
-    dict, gradient averaging), with :class:`ReIDNet` instead of CAD-Net. The update is
+class ReIDTask(Task):
+    """Engine task for an E + C network (:class:`ReIDNet`). The update is CAD-Net's own,
     :func:`benchmark.losses.cadnet_train_step`: ID + triplet on the HR and the LR half of
     the step (one joint forward, as CAD-Net), plus whatever losses the config enables."""
 
-    produces_images = False
-    query_upsampling = "bilinear"
-    config_overrides: dict = {}
-    shares_model_with: str | None = None
     preset: Method = LR_AUG
-
-    def __init__(self, config, device="cpu"):
-        torch.manual_seed(config.seed)
-        self.config, self.device = config, torch.device(device)
-        self.model = self.build_model(config).to(self.device, memory_format=torch.channels_last)
-        opts = self.build_optimizers(self.model, config)
-        if world()[1] > 1:
-            opts = type(opts)(*(GradientAveraging(o) if o is not None else None for o in opts))
-        self.optimizers = opts
 
     def build_model(self, config) -> nn.Module:
         return ReIDNet(config)
 
-    def build_optimizers(self, model, config) -> CADNetOptimizers:
-        return CADNetOptimizers(model=make_optimizer(model.generator_parameters(),
-                                                     config.model_optim), d_f=None, d_i=None)
+    def build_optimizers(self, model, config) -> dict:
+        return {"model": make_optimizer(model.generator_parameters(), config.model_optim)}
+
+    def forward_backward(self, batch):
+        return cadnet_train_step(self.model, self.optimizers, batch, self.config)
 
 
+@register_method("hr-only")
 class HROnlyTask(ReIDTask):
     """Standard re-ID (Table 1, "standard person re-ID" setting; the paper's CamStyle /
     FD-GAN rows train this way): E + C with ID + batch-hard triplet on HR images only.
@@ -144,22 +132,18 @@ class HROnlyTask(ReIDTask):
 
     preset = HR_ONLY
 
-    def train_step(self, batch):
-        b, cfg = as_batch(batch), self.config
-        self.model.train()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            out = self.model(b.hr_images)
-            losses = {"id": identity_loss(out.logits, b.hr_pids),
-                      "tri": triplet_loss(out.embedding, b.hr_pids, cfg.triplet_margin,
-                                          cfg.triplet_normalize)}
-            losses["total"] = total_generator_loss(losses, cfg.lambdas)
-        opt = self.optimizers.model
-        opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        opt.step()
-        return {k: v.detach() for k, v in losses.items()}
+    def forward_backward(self, b):
+        cfg = self.config
+        out = self.model(b.hr_images)
+        losses = {"id": identity_loss(out.logits, b.hr_pids),
+                  "tri": triplet_loss(out.embedding, b.hr_pids, cfg.triplet_margin,
+                                      cfg.triplet_normalize)}
+        losses["total"] = total_generator_loss(losses, cfg.lambdas)
+        self.step(losses["total"], "model")
+        return losses
 
 
+@register_method("lr-aug")
 class LRAugTask(ReIDTask):
     """LR data augmentation (our control, not a row of the paper's Table 1; it is the
     cross-resolution *training data* of section 4.4 given to a standard re-ID network):
@@ -176,6 +160,7 @@ class LRAugTask(ReIDTask):
     preset = LR_AUG
 
 
+@register_method("bicubic")
 class BicubicTask(HROnlyTask):
     """Bicubic up-sampling + standard re-ID (our control, not a row of the paper's Table 1:
     resolution handled by no learning at all): LR queries are up-sampled bicubically (not

@@ -77,6 +77,7 @@ from baselines.sr import (
     scale_key,
 )
 from benchmark.profiles import Method
+from benchmark.registry import register_method
 
 SING = Method("sing", feature_mode="f", use_adv_df=False, use_adv_di=False, use_rec=True,
               description="SING (Jiao et al. AAAI 2018): one SRCNN per seen rate + shared re-ID "
@@ -95,7 +96,7 @@ class SINGModel(nn.Module):
                                  for s in self.scales})
         self.reid = ReIDNet(config, num_classes)
         self.init = self.reid.init
-        self.feature_dim = len(self.scales) * self.reid.feature_dim
+        self.feature_dim = self.descriptor_dim = len(self.scales) * self.reid.feature_dim
 
     @property
     def branches(self) -> list[nn.Module]:
@@ -122,6 +123,7 @@ class SINGModel(nn.Module):
         return count_parameters({"SR": self.sr, "reid": self.reid})
 
 
+@register_method("sing")
 class SINGTask(SRTask):
     """Engine task of ``sing`` (see the module docstring)."""
 

@@ -52,9 +52,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark.engine import GradientAveraging, world
-from benchmark.losses import as_batch, identity_loss, triplet_loss
+from benchmark.losses import identity_loss, triplet_loss
 from benchmark.models import make_optimizer
+from benchmark.tasks import Task
 from datasets.loader import make_lr
 
 # ---------------------------------------------------------------------------------------
@@ -292,83 +292,46 @@ def count_parameters(modules: dict[str, nn.Module | Iterable[nn.Module]]) -> dic
 # the task base class
 
 
-class SRTask:
-    """Base of the SR baselines' engine tasks (the contract of ``benchmark.learned.TaskMethod``).
+class SRTask(Task):
+    """Base of the SR baselines' engine tasks.
 
     Subclasses implement ``build_model(config)`` (an ``nn.Module`` with ``init``,
-    ``feature_dim``, ``extract_features``, ``recover``, ``generator_parameters()`` and
+    ``descriptor_dim``, ``extract_features``, ``recover``, ``generator_parameters()`` and
     ``discriminator_parameters()``, and ``sr_parameters()`` where the method's preset sets
-    ``gen_optim``: the part of ``generator_parameters()`` that optimiser updates) and ``losses(batch) -> (generator_losses,
-    discriminator_losses)``, where ``generator_losses["total"]`` reaches only the generator
-    parameters and ``discriminator_losses["total"]`` (absent if there is no discriminator)
-    only the discriminator parameters.
+    ``gen_optim``: the part of ``generator_parameters()`` that optimiser updates) and
+    ``losses(batch) -> (generator_losses, discriminator_losses)``, where
+    ``generator_losses["total"]`` reaches only the generator parameters and
+    ``discriminator_losses["total"]`` (absent if there is no discriminator) only the
+    discriminator parameters.
     """
 
     produces_images = True
-    query_upsampling = "bilinear"
-    config_overrides: dict = {}
-    shares_model_with: str | None = None
     #: see :data:`REID_GRAD_TO_SR` (used by the tasks whose re-ID loss reaches an SR network)
     reid_grad_to_sr: float = REID_GRAD_TO_SR
-    #: the method half of the config (a :class:`benchmark.profiles.Method`); each subclass
-    #: sets its own, so recorded configs and model-cache keys name the method
-    preset: object = "cadnet"
 
-    def __init__(self, config, device="cpu"):
-        torch.manual_seed(config.seed)
-        self.config, self.device = config, torch.device(device)
-        self.model = self.build_model(config).to(self.device, memory_format=torch.channels_last)
-        params = list(self.model.generator_parameters())
+    def build_optimizers(self, model, config) -> dict:
+        params = list(model.generator_parameters())
         opts = {}
         if config.gen_optim is not None:  # the SR/translation nets get their own optimiser
-            sr = {id(p) for p in self.model.sr_parameters()}
+            sr = {id(p) for p in model.sr_parameters()}
             opts["sr"] = make_optimizer([p for p in params if id(p) in sr], config.gen_optim)
             params = [p for p in params if id(p) not in sr]
         opts["model"] = make_optimizer(params, config.model_optim)
-        disc = list(self.model.discriminator_parameters())
+        disc = list(model.discriminator_parameters())
         if disc:
             opts["disc"] = make_optimizer(disc, config.disc_optim)
-        if world()[1] > 1:
-            opts = {k: GradientAveraging(o) for k, o in opts.items()}
-        self.optimizers = opts
-
-    def build_model(self, config) -> nn.Module:
-        raise NotImplementedError
+        return opts
 
     def losses(self, batch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-
-    def train_step(self, batch) -> dict[str, torch.Tensor]:
-        """One update: model (and SR) optimisers on ``gen["total"]``, then the discriminators'."""
-        self.model.train()
-        with self._autocast():
-            gen, disc = self.losses(as_batch(batch))
-            model_opts = [o for k, o in self.optimizers.items() if k != "disc"]
-            for opt in model_opts:
-                opt.zero_grad(set_to_none=True)
-            gen["total"].backward()
-            for opt in model_opts:
-                opt.step()
-            if disc:
-                opt = self.optimizers["disc"]
-                opt.zero_grad(set_to_none=True)
-                disc["total"].backward()
-                opt.step()
-        out = {k: v.detach() for k, v in gen.items()}
-        out.update({("d" if k == "total" else k): v.detach() for k, v in disc.items()})
-        return out
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(),
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+    def forward_backward(self, batch) -> dict[str, torch.Tensor]:
+        """Model (and SR) optimisers on ``gen["total"]``, then the discriminators'."""
+        gen, disc = self.losses(batch)
+        self.step(gen["total"], *(k for k in self.optimizers if k != "disc"))
+        if disc:
+            self.step(disc["total"], "disc")
+        return {**gen, **{("d" if k == "total" else k): v for k, v in disc.items()}}
 
 
 def check_scales(scales: Sequence[float]) -> tuple[float, ...]:

@@ -10,6 +10,15 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+try:
+    from datasets.errors import MLRBenchError
+except ImportError as e:  # another package named "datasets" (Hugging Face's) shadows ours
+    import datasets
+
+    raise ImportError(f"'import datasets' found {getattr(datasets, '__file__', '?')}, not "
+                      "mlr-bench's datasets/ package (Hugging Face 'datasets' shadows it): run "
+                      "from the repository root or uninstall the other package") from e
+
 console = Console(stderr=True)
 
 # top-level folder of each dataset under --data-root (torchreid's names)
@@ -18,8 +27,8 @@ DATASET_FOLDERS = {"market1501": "market1501", "dukemtmcreid": "dukemtmc-reid",
 PROFILES = ("paper", "cpu", "smoke")
 
 
-class UsageError(Exception):
-    """Bad arguments or input: printed as one line, exit code 2."""
+class UsageError(MLRBenchError):
+    """Bad or contradictory arguments."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile each network before training (off by default: on the "
                    "2-core CPU it took ~4 min to compile and gave no speed-up; for GPUs)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: BatchNorm statistics over all processes' batches "
+                   "(SyncBatchNorm) instead of each process's own")
     p.add_argument("--retrain", action="store_true",
                    help="train again even where a cached model for the same settings exists")
     p.add_argument("--stored-only", action="store_true",
@@ -104,15 +116,15 @@ def resolve_datasets(arg: str | None, data_root: Path) -> list[str]:
 
 
 def resolve_methods(arg: str | None, default: list[str]) -> list[str]:
-    from .methods import known_methods
+    from .methods import list_methods
 
     if not arg:
         return default
     names = [n.strip() for n in arg.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known_methods()]
+    unknown = [n for n in names if n not in list_methods()]
     if unknown:
         raise UsageError(f"unknown method(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(known_methods())}")
+                         f"{', '.join(list_methods())}")
     return names
 
 
@@ -145,51 +157,18 @@ def list_datasets(data_root: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        import datasets
-
-        if not getattr(datasets, "MLR_BENCH", False):
-            raise UsageError(f"'import datasets' found {getattr(datasets, '__file__', '?')}, not "
-                             "mlr-bench's datasets/ package (Hugging Face 'datasets' shadows it): "
-                             "run from the repository root or uninstall the other package")
         if args.list_datasets:
             return list_datasets(args.data_root)
         return dispatch(args)
-    except UsageError as e:
+    except MLRBenchError as e:
         print(f"run_all.py: error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        from .figures import FigureError
-        from .methods import UnknownMethod
-
-        if not isinstance(e, FigureError | UnknownMethod):
-            raise
-        print(f"run_all.py: error: {e}", file=sys.stderr)
-        return 2
-    except (datasets.DatasetError, PermissionError) as e:
-        print(f"run_all.py: error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        from .weights import WeightsUnavailable
-
-        if not isinstance(e, WeightsUnavailable):
-            raise
-        print(f"run_all.py: error: --pretrained imagenet: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        from .runner import MissingResult
-
-        if not isinstance(e, MissingResult):
-            raise
-        print(f"run_all.py: error: --stored-only / --paired read stored results only, and "
-              f"none is stored under {e.path} for these settings (make them first with "
-              "--table / --figure sweep and the same flags)", file=sys.stderr)
         return 2
 
 
 def make_config(args, default_methods: list[str]):
+    from .config import CacheMode, RunConfig
     from .profiles import get_profile
     from .provenance import check_writable
-    from .runner import RunConfig
 
     if args.protocol == "authors" and args.authors_lists is None:
         raise UsageError("--protocol authors needs --authors-lists DIR")
@@ -229,8 +208,9 @@ def make_config(args, default_methods: list[str]):
         authors_lists=args.authors_lists, profile=profile_name,
         input_size=tuple(profile.input_size), seed=args.seed, trials=trials,
         lr_method=args.lr_method, pretrained=pretrained, skip_bad_images=args.skip_bad_images,
-        device=init_distributed(cuda), extra={"retrain": args.retrain, "compile": args.compile,
-                                             "stored_only": args.stored_only},
+        device=init_distributed(cuda), compile=args.compile, sync_bn=args.sync_bn,
+        cache=(CacheMode.STORED_ONLY if args.stored_only else
+               CacheMode.RETRAIN if args.retrain else CacheMode.USE),
         dataset_options={"synthetic": {"num_ids": args.synthetic_ids}} if args.synthetic_ids
         else {})
 

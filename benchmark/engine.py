@@ -21,11 +21,12 @@ detached loss tensors``). The engine owns everything else, the same for every me
 * no model selection: the model of the last epoch is the result (nothing looks at test data);
 * data parallel over ``torchrun`` processes: each process takes its share of the P
   identities of a step, and gradients are averaged across processes in the optimiser step
-  (:class:`GradientAveraging`), which is what DistributedDataParallel does for one
-  forward/backward. CAD-Net's alternating generator and discriminator updates with
+  (:class:`GradientAveraging`: bucketed all-reduce, as DistributedDataParallel does for one
+  forward/backward). CAD-Net's alternating generator and discriminator updates with
   frozen discriminators do not fit DDP's one-forward-one-backward model, so the engine
-  averages the gradients itself. BatchNorm normalises with per-process batch statistics and
-  the running statistics follow rank 0 (DDP's default ``broadcast_buffers``).
+  averages the gradients itself. BatchNorm normalises with per-process batch statistics
+  (or across processes with ``--sync-bn``) and the running statistics follow rank 0 (DDP's
+  default ``broadcast_buffers``).
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from datasets.errors import MLRBenchError
 from datasets.loader import ImageStore, make_lr
+from datasets.seeds import epoch_seed
 
 from .losses.cadnet import CrossResolutionBatch
 
 CHECKPOINT_VERSION = 1
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(MLRBenchError):
     """A loss became NaN or inf; the last good checkpoint is left as it was."""
 
 
@@ -103,7 +106,7 @@ class IdentitySampler:
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.Generator().manual_seed(epoch_seed(seed, epoch))
 
 
 def make_batch(data: TrainData, hr_pos: torch.Tensor, lr_pos: torch.Tensor, rates, lr_method: str,
@@ -127,21 +130,49 @@ def make_batch(data: TrainData, hr_pos: torch.Tensor, lr_pos: torch.Tensor, rate
 
 
 class GradientAveraging:
-    """Wraps an optimiser: before each step, average gradients over the process group."""
+    """Wraps an optimiser: before each step, average its gradients over the process group.
 
-    def __init__(self, optimizer: torch.optim.Optimizer):
+    As DDP does it: the gradients are flattened into buckets of about ``bucket_mb`` MiB
+    (per dtype and device) and each bucket is all-reduced once, instead of one collective
+    call per parameter tensor; then divided by the world size and copied back.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, bucket_mb: float = 25.0):
         self.optimizer = optimizer
+        self.bucket_bytes = int(bucket_mb * 2**20)
 
     def __getattr__(self, name):
         return getattr(self.optimizer, name)
 
-    def step(self, closure=None):
-        world = dist.get_world_size()
+    def buckets(self) -> list[list[torch.Tensor]]:
+        """This optimiser's gradients, grouped into all-reduce buckets (same order on every
+        process: parameter order, split by dtype/device and size)."""
+        out: list[list[torch.Tensor]] = []
+        open_: dict[tuple, tuple[list[torch.Tensor], list[int]]] = {}
         for group in self.optimizer.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad.div_(world)
+                if p.grad is None:
+                    continue
+                key = (p.grad.dtype, p.grad.device)
+                bucket, size = open_.setdefault(key, ([], [0]))
+                bucket.append(p.grad)
+                size[0] += p.grad.numel() * p.grad.element_size()
+                if size[0] >= self.bucket_bytes:
+                    out.append(bucket)
+                    del open_[key]
+        out += [bucket for bucket, _ in open_.values()]
+        return out
+
+    def step(self, closure=None):
+        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+        world = dist.get_world_size()
+        for bucket in self.buckets():
+            flat = _flatten_dense_tensors(bucket)
+            dist.all_reduce(flat)
+            flat.div_(world)
+            for grad, mean in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
+                grad.copy_(mean)
         return self.optimizer.step(closure)
 
 

@@ -1,7 +1,10 @@
-"""Evaluate one method on one manifest: features of LR queries and HR gallery -> CMC, mAP."""
+"""The one evaluation path: features of LR queries and HR gallery -> CMC, mAP (and the
+recovered images' quality). Tables, the sweep, the invariance probe and ``benchmark.validate``
+all extract features with :func:`extract_features` and rank with :func:`rank_queries`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import numpy as np
@@ -21,6 +24,16 @@ def query_upsampling(method) -> str:
     """How ``method`` resizes an LR query back to the input size: "bilinear" (the
     protocol's default) unless the method declares ``query_upsampling`` (bicubic does)."""
     return getattr(method, "query_upsampling", "bilinear")
+
+
+def rank_queries(q_feat: torch.Tensor, g_feat: torch.Tensor, query: pd.DataFrame,
+                 gallery: pd.DataFrame, *, single_shot: bool, seed: int, max_rank: int,
+                 num_repeats: int = 10):
+    """CMC and mAP of ``query`` against ``gallery`` from their features (Euclidean)."""
+    return evaluate_ranking(
+        pairwise_distance(q_feat, g_feat, metric="euclidean"), query["pid"].to_numpy(),
+        gallery["pid"].to_numpy(), query["camid"].to_numpy(), gallery["camid"].to_numpy(),
+        max_rank=max_rank, single_shot=single_shot, num_repeats=num_repeats, seed=seed)
 
 
 @torch.inference_mode()
@@ -71,11 +84,8 @@ def evaluate_method(method, manifest: Manifest, store: ImageStore, *, lr_method:
         if query.empty:
             continue
         q_feat = extract_features(method, store, manifest, query, lr_method)
-        dist = pairwise_distance(q_feat, g_feat, metric="euclidean")
-        res = evaluate_ranking(
-            dist, query["pid"].to_numpy(), gallery["pid"].to_numpy(),
-            query["camid"].to_numpy(), gallery["camid"].to_numpy(),
-            max_rank=max(RANKS), single_shot=single_shot, num_repeats=num_repeats, seed=seed)
+        res = rank_queries(q_feat, g_feat, query, gallery, single_shot=single_shot, seed=seed,
+                           max_rank=max(RANKS), num_repeats=num_repeats)
         cmc = np.asarray(res.cmc, dtype=np.float64)
         # a gallery smaller than rank k: the curve has reached its end, use its last value
         row = {"testset": subset,
@@ -86,3 +96,30 @@ def evaluate_method(method, manifest: Manifest, store: ImageStore, *, lr_method:
             row.update(evaluate_recovery(method, manifest, store, query, lr_method))
         out.append(row)
     return out
+
+
+class ResultMeasure:
+    """Tables 1-3's per-trial result of a method: :func:`evaluate_method` on both query
+    sets (stored as the run's result file, ``kind`` None)."""
+
+    kind = None
+    settings: dict = {}
+    first_trial_only = False
+
+    def compute(self, trial, name: str) -> list[dict]:
+        from rich.console import Console
+
+        from datasets.seeds import evaluation_seed
+
+        run, t0 = trial.run, time.perf_counter()
+        method = trial.fit(name)
+        res = evaluate_method(method, trial.manifest, trial.store, lr_method=run.lr_method,
+                              single_shot=run.protocol == "paper",
+                              seed=evaluation_seed(run.seed, trial.trial))
+        rows = [{"dataset": trial.dataset, "method": name, "trial": trial.trial,
+                 "init": getattr(method, "init", run.pretrained), **r} for r in res]
+        Console(stderr=True).print(
+            f"{trial.dataset} trial {trial.trial} {name}: "
+            + ", ".join(f"{r['testset']} R1 {r['rank1']:.1f}" for r in rows)
+            + f" ({time.perf_counter() - t0:.1f}s)")
+        return rows

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -31,23 +30,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from datasets.errors import MLRBenchError  # noqa: E402
 from datasets.loader import make_lr  # noqa: E402
+from datasets.seeds import evaluation_seed, figure_seed  # noqa: E402
 
-from .evaluation import extract_features, query_upsampling  # noqa: E402
-from .metrics import evaluate_ranking, pairwise_distance  # noqa: E402
+from .config import RunConfig  # noqa: E402
+from .evaluation import extract_features, query_upsampling, rank_queries  # noqa: E402
+from .experiment import Trial, collect, fit_method, image_store, load_checked, open_manifest  # noqa: E402
 from .provenance import atomic_write_json, atomic_write_text, base_provenance, is_main_process  # noqa: E402
-from .runner import (  # noqa: E402
-    RunConfig,
-    cached_rows,
-    fit_method,
-    image_store,
-    lazy_store,
-    load_checked,
-    open_manifest,
-    output_path,
-    rows_frame,
-    rows_or_missing,
-)
+from .store import output_path  # noqa: E402
 
 FIGURE3_METHODS = ("cyclegan", "sing", "csrgan", "cadnet")
 FIGURE4_METHODS = ("cadnet-no-adv-df", "cadnet")
@@ -82,7 +73,7 @@ def _trial0(cfg: RunConfig, dataset: str):
     return manifest, image_store(cfg, manifest)
 
 
-class FigureError(ValueError):
+class FigureError(MLRBenchError):
     """The figure cannot be made from the given methods (a usage error)."""
 
 
@@ -170,13 +161,13 @@ def figure4(cfg: RunConfig, identities: int = 15) -> list[Path]:
         scores = {name: separation(resolution_invariant_features(m, every), every_pids, every_rates)
                   for name, m in (("cadnet-no-adv-df", ablated), ("cadnet", full))}
         available = sorted(set(test["pid"]))
-        ids = np.random.default_rng(cfg.seed).choice(available, min(identities, len(available)),
+        ids = np.random.default_rng(figure_seed(cfg.seed)).choice(available, min(identities, len(available)),
                                                      replace=False)
         test = test[test["pid"].isin(ids)]
         images, rates = _rate_copies(store.batch(store.indices(manifest.abspaths(test))), cfg)
         pids = np.tile(test["pid"].to_numpy(), len(FIGURE3_RATES))
         perplexity = min(30.0, (len(images) - 1) / 3)
-        emb = {name: TSNE(2, perplexity=perplexity, init="pca", random_state=cfg.seed)
+        emb = {name: TSNE(2, perplexity=perplexity, init="pca", random_state=figure_seed(cfg.seed))
                .fit_transform(resolution_invariant_features(m, images))
                for name, m in (("ablated", ablated), ("full", full))}
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
@@ -217,46 +208,33 @@ def figure4(cfg: RunConfig, identities: int = 15) -> list[Path]:
     return paths
 
 
-def _sweep_rows(cfg: RunConfig, dataset: str, name: str, trial: int, manifest, get_store) -> list:
-    """Rank-1 of one method at every rate of SWEEP_RATES (queries: the seen query set)."""
-    query, gallery = manifest.rows("query", "seen"), manifest.rows("gallery")
-    store = get_store()
-    method = fit_method(name, manifest, store, cfg)
-    g = extract_features(method, store, manifest, gallery, cfg.lr_method)
-    out = []
-    for r in SWEEP_RATES:
-        q = extract_features(method, store, manifest, query, cfg.lr_method, rates=[r] * len(query))
-        res = evaluate_ranking(pairwise_distance(q, g), query["pid"].to_numpy(),
-                               gallery["pid"].to_numpy(), query["camid"].to_numpy(),
-                               gallery["camid"].to_numpy(), max_rank=1,
-                               single_shot=cfg.protocol == "paper", seed=cfg.seed + trial)
-        out.append({"dataset": dataset, "method": name, "trial": trial, "rate": r,
-                    "rank1": 100 * float(res.cmc[0])})
-    return out
+class SweepMeasure:
+    """Rank-1 of a method at every rate of SWEEP_RATES (queries: the seen query set, each
+    at that one rate; single-shot as Table 1)."""
 
+    kind, settings, first_trial_only = "sweep", {"rates": list(SWEEP_RATES)}, False
 
-def sweep_rows(cfg: RunConfig, missing: list[dict]) -> list[dict]:
-    """The sweep's per-(dataset, method, trial, rate) rank-1 rows, stored or measured
-    (under --stored-only a missing one is appended to ``missing``)."""
-    rows = []
-    for dataset in cfg.datasets:
-        ds = load_checked(cfg, dataset)
-        for trial in range(cfg.num_trials(dataset)):
-            manifest = open_manifest(cfg, ds, trial)
-            get_store = lazy_store(cfg, manifest)
-            for name in cfg.methods:
-                rows += rows_or_missing(missing, {"dataset": dataset, "method": name,
-                                                  "trial": trial}, partial(
-                    cached_rows, cfg, dataset, name, trial, manifest, "sweep",
-                    {"rates": list(SWEEP_RATES)},
-                    partial(_sweep_rows, cfg, dataset, name, trial, manifest, get_store)))
-    return rows
+    def compute(self, trial: Trial, name: str) -> list[dict]:
+        run, manifest = trial.run, trial.manifest
+        query, gallery = manifest.rows("query", "seen"), manifest.rows("gallery")
+        method = trial.fit(name)
+        g = extract_features(method, trial.store, manifest, gallery, run.lr_method)
+        out = []
+        for r in SWEEP_RATES:
+            q = extract_features(method, trial.store, manifest, query, run.lr_method,
+                                 rates=[r] * len(query))
+            res = rank_queries(q, g, query, gallery, single_shot=run.protocol == "paper",
+                               seed=evaluation_seed(run.seed, trial.trial), max_rank=1)
+            out.append({"dataset": trial.dataset, "method": name, "trial": trial.trial,
+                        "rate": r, "rank1": 100 * float(res.cmc[0])})
+        return out
 
 
 def sweep(cfg: RunConfig) -> list[Path]:
     """Rank-1 (single-shot, as Table 1) of every method against the down-sampling rate."""
-    t0, missing = time.perf_counter(), []
-    per_trial = rows_frame(sweep_rows(cfg, missing), cfg)
+    t0 = time.perf_counter()
+    (collected,) = collect(cfg, SweepMeasure())
+    per_trial, missing = collected.frame(cfg), collected.missing
     table = (per_trial.groupby(["dataset", "method", "rate"], sort=False)["rank1"]
              .agg(rank1="mean", rank1_std=lambda x: x.std(ddof=1) if len(x) > 1 else 0.0,
                   trials="count").reset_index().round(4))
@@ -301,38 +279,40 @@ def resolution_probe(hr: np.ndarray, lr: np.ndarray, pids: np.ndarray,
     return float(cross_val_score(clf, x, y, groups=groups, cv=GroupKFold(folds)).mean())
 
 
-def _probe_rows(cfg: RunConfig, dataset: str, name: str, manifest, get_store, test) -> list:
-    """Probe accuracy of one method at every rate of PROBE_RATES on the ``test`` images."""
-    pids, store = test["pid"].to_numpy(), get_store()
-    method = fit_method(name, manifest, store, cfg)
-    hr = extract_features(method, store, manifest, test, cfg.lr_method,
-                          rates=[1] * len(test)).numpy()
-    out = []
-    for r in PROBE_RATES:
-        lr = extract_features(method, store, manifest, test, cfg.lr_method,
-                              rates=[r] * len(test)).numpy()
-        out.append({"dataset": dataset, "method": name, "rate": r,
-                    "probe_accuracy": round(resolution_probe(hr, lr, pids), 4),
-                    "images": len(test), "identities": len(set(pids)), "init": method.init})
-    return out
+def probe_images(manifest) -> pd.DataFrame:
+    """The probe's test images: seen queries and gallery, each once, by identity."""
+    test = pd.concat([manifest.rows("query", "seen"), manifest.rows("gallery")])
+    return test.drop_duplicates("path").sort_values(["pid", "path"])
+
+
+class ProbeMeasure:
+    """Probe accuracy of a method at every rate of PROBE_RATES on trial 0's test images."""
+
+    kind, first_trial_only = "invariance", True
+    settings = {"rates": list(PROBE_RATES), "folds": PROBE_FOLDS}
+
+    def compute(self, trial: Trial, name: str) -> list[dict]:
+        run, manifest, test = trial.run, trial.manifest, probe_images(trial.manifest)
+        pids = test["pid"].to_numpy()
+        method = trial.fit(name)
+        hr = extract_features(method, trial.store, manifest, test, run.lr_method,
+                              rates=[1] * len(test)).numpy()
+        out = []
+        for r in PROBE_RATES:
+            lr = extract_features(method, trial.store, manifest, test, run.lr_method,
+                                  rates=[r] * len(test)).numpy()
+            out.append({"dataset": trial.dataset, "method": name, "rate": r,
+                        "probe_accuracy": round(resolution_probe(hr, lr, pids), 4),
+                        "images": len(test), "identities": len(set(pids)), "init": method.init})
+        return out
 
 
 def invariance(cfg: RunConfig) -> list[Path]:
     """Resolution probe per method and rate on trial 0's test images (HR vs rate r)."""
-    t0, rows, missing = time.perf_counter(), [], []
-    for dataset in cfg.datasets:
-        manifest = open_manifest(cfg, load_checked(cfg, dataset), 0)
-        get_store = lazy_store(cfg, manifest)
-        test = pd.concat([manifest.rows("query", "seen"), manifest.rows("gallery")])
-        test = test.drop_duplicates("path").sort_values(["pid", "path"])
-        for name in cfg.methods:
-            rows += rows_or_missing(missing, {"dataset": dataset, "method": name, "trial": 0},
-                                    partial(cached_rows, cfg, dataset, name, 0, manifest,
-                                            "invariance",
-                                            {"rates": list(PROBE_RATES), "folds": PROBE_FOLDS},
-                                            partial(_probe_rows, cfg, dataset, name, manifest,
-                                                    get_store, test)))
-    table = rows_frame(rows, cfg)[PROBE_COLUMNS]  # stored rows come back with sorted keys
+    t0 = time.perf_counter()
+    (collected,) = collect(cfg, ProbeMeasure())
+    missing = collected.missing
+    table = collected.frame(cfg)[PROBE_COLUMNS]  # stored rows come back with sorted keys
     atomic_write_text(output_path(cfg, "invariance.csv"), table.to_csv(index=False, lineterminator="\n"))
     paths = [output_path(cfg, "invariance.csv")]
     for dataset, part in table.groupby("dataset", sort=False):

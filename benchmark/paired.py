@@ -61,18 +61,19 @@ def paired(per_trial: pd.DataFrame, reference: str) -> pd.DataFrame:
 def stored_per_trial(cfg) -> tuple[pd.DataFrame, list[dict]]:
     """Long frame (dataset, method, trial, queries, metric, value) of every stored Table 1
     result and rate-sweep row of ``cfg``; plus the (method, trial) results missing."""
-    from .figures import sweep_rows
-    from .runner import run_methods
+    from .evaluation import ResultMeasure
+    from .experiment import collect
+    from .figures import SweepMeasure
 
-    frame = run_methods(cfg)
+    results, sweep = collect(cfg, ResultMeasure(), SweepMeasure())
+    frame = results.frame(cfg)
     long = frame.melt(id_vars=["dataset", "method", "trial", "testset"],
                       value_vars=["rank1", "mAP"], var_name="metric")
-    sweep_missing: list[dict] = []
     rates = pd.DataFrame([{"dataset": r["dataset"], "method": r["method"], "trial": r["trial"],
                            "queries": f"r={r['rate']}", "metric": "rank1", "value": r["rank1"]}
-                          for r in sweep_rows(cfg, sweep_missing)])
+                          for r in sweep.rows])
     return (pd.concat([long.rename(columns={"testset": "queries"}), rates], ignore_index=True),
-            frame.attrs["missing"] + [{**m, "kind": "sweep"} for m in sweep_missing])
+            results.missing + [{**m, "kind": "sweep"} for m in sweep.missing])
 
 
 def to_markdown(table: pd.DataFrame, reference: str, missing: list[dict]) -> str:
@@ -97,7 +98,7 @@ def to_markdown(table: pd.DataFrame, reference: str, missing: list[dict]) -> str
 
 def paired_report(cfg, reference: str) -> list[Path]:
     """``cfg.methods`` against ``reference`` from stored results: CSV, Markdown, provenance."""
-    from .runner import output_path
+    from .store import output_path
 
     t0 = time.perf_counter()
     per_trial, missing = stored_per_trial(cfg)

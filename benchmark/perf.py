@@ -16,8 +16,7 @@ Commands:
   method) on random images in [0, 1] at the profile's input size, batch P x K HR + LR as
   the profile says (32 + 32 for ``paper`` and ``cpu``), built exactly as the runner does
   (``make_config(profile, preset, num_classes=316, pretrained="none")``; CADNetTask for the
-  CAD-Net presets, ``TaskMethod(name, task_cls).make_task`` for the engine baselines of
-  ``benchmark.methods._TASKS``). One warm-up step, then N timed steps (default 3 for
+  CAD-Net presets and the engine baselines alike: ``benchmark.methods.create_task``). One warm-up step, then N timed steps (default 3 for
   ``paper``, 5 otherwise). Reported: training images/s (HR + LR images fed per step / mean
   seconds per step; ``hr-only`` ignores the LR half, so it *processes* half of them),
   seconds per step (mean and best), peak VmRSS (sampled as in ``eval``) over the warm-up
@@ -60,7 +59,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
-import importlib
 import math
 import os
 import resource
@@ -278,31 +276,11 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
 # train
 
 
-class MethodUnavailable(RuntimeError):
-    """The method's task class cannot be imported (its module is missing or broken)."""
-
-
 def make_task(profile: str, method: str, num_classes: int = 316):
-    """The engine task of ``method`` as the runner builds it, random init, on the CPU."""
-    from .learned import CADNetTask, TaskMethod
-    from .methods import _TASKS, CADNET_PRESETS, known_methods
-    from .profiles import make_config
+    """The engine task of ``method`` as a run builds it, random init, on the CPU."""
+    from .methods import create_task
 
-    if method in CADNET_PRESETS:
-        return CADNetTask(make_config(profile, method, num_classes=num_classes,
-                                      pretrained="none"), "cpu")
-    if method not in _TASKS:
-        raise ValueError(f"{method!r} is not an engine-trained method; known: "
-                         f"{', '.join(m for m in known_methods() if m in _TASKS or m in CADNET_PRESETS)}")
-    module, attr = _TASKS[method].split(":")
-    try:
-        task_cls = getattr(importlib.import_module(module), attr)
-    except Exception as e:  # a missing or half-written module: skip, say why
-        raise MethodUnavailable(f"{module} not available ({type(e).__name__}: {e})") from e
-    tm = TaskMethod(method, task_cls)
-    config = make_config(profile, tm.preset, num_classes=num_classes, pretrained="none",
-                         **tm.config_overrides)
-    return tm.make_task(config, "cpu")
+    return create_task(method, profile, num_classes)[1]
 
 
 def random_batch(config, seed: int = 0):
@@ -374,9 +352,7 @@ def measure_train(profile: str, method: str, steps: int, *, num_classes: int = 3
     rss_before = _rss_bytes()
     task = make_task(profile, method, num_classes)
     if compiled:
-        from .learned import compile_networks
-
-        compile_networks(task.model)
+        task.compile()
         count_flops = ops = False
     batch = random_batch(task.config)
     images = len(batch.hr_images) + len(batch.lr_images)
@@ -441,15 +417,15 @@ def run_train(args) -> list[Row]:
         torch.set_num_threads(args.threads)
     profiles = [p for p in args.profiles.split(",") if p]
     methods = [m for m in args.methods.split(",") if m]
-    from .methods import _TASKS, CADNET_PRESETS
+    from .methods import LearnedMethod, create_method, list_methods
     from .profiles import get_profile
 
     for prof in profiles:
         get_profile(prof)  # unknown names fail now, before any measurement
-    bad = [m for m in methods if m not in _TASKS and m not in CADNET_PRESETS]
+    engine = [m for m in list_methods() if isinstance(create_method(m), LearnedMethod)]
+    bad = [m for m in methods if m not in engine]
     if bad:
-        raise ValueError(f"not engine-trained method(s) {bad}; known: "
-                         f"{', '.join((*CADNET_PRESETS, *_TASKS))}")
+        raise ValueError(f"not engine-trained method(s) {bad}; known: {', '.join(engine)}")
     threads = torch.get_num_threads()
     print(f"machine: {os.cpu_count()} CPU cores, torch threads {threads}, torch "
           f"{torch.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
@@ -460,20 +436,14 @@ def run_train(args) -> list[Row]:
     print(f"  float32 torch.mm {args.matmul_size}x{args.matmul_size}, best of "
           f"{args.matmul_repeats}: {peak0:.1f} GFLOP/s")
     results: dict[tuple[str, str], dict] = {}
-    skipped = []
     for prof in profiles:
         for method in methods:
             steps = args.steps or (3 if prof == "paper" else 5)
             print(f"[{prof} / {method}] warm-up 1 step (FLOP-counted) + {steps} timed steps")
             measure = measure_train if args.in_process else _measure_isolated
-            try:
-                r = measure(profile=prof, method=method, steps=steps,
-                            num_classes=args.num_classes, ops=args.profile_ops,
-                            threads=threads, budget_s=args.step_budget)
-            except MethodUnavailable as e:
-                print(f"  SKIPPED {prof}/{method}: {e}")
-                skipped.append((prof, method, str(e)))
-                continue
+            r = measure(profile=prof, method=method, steps=steps,
+                        num_classes=args.num_classes, ops=args.profile_ops,
+                        threads=threads, budget_s=args.step_budget)
             if args.compile:
                 print(f"[{prof} / {method}] torch.compile: 1 step (compiles) + {steps} timed")
                 rc = measure(profile=prof, method=method, steps=steps,
@@ -541,8 +511,6 @@ def run_train(args) -> list[Row]:
           "on CPU, float32) " + ("in this process (a previous measurement's freed heap may "
                                  "be reused: the growth can be understated)" if args.in_process
                                  else "in a fresh process per (profile, method)"))
-    for prof, method, why in skipped:
-        print(f"skipped {prof}/{method}: {why}")
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (1 min)")
     return rows
 

@@ -302,7 +302,8 @@ _AUTHORS_NOTE = (
 # recovered test-query PSNR 8 dB), while under SGD L_rec fell steadily (0.53 -> 0.23).
 PAPER_DI_OPTIM = OptimSpec("sgd", lr=1e-4, momentum=0.9, weight_decay=5e-4)
 
-METHODS: dict[str, Method] = {
+#: CAD-Net's variants: each is registered as a method (``benchmark.tasks.CADNetTask``)
+CADNET_PRESETS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("cadnet", di_optim=PAPER_DI_OPTIM,
@@ -351,12 +352,13 @@ def get_profile(name: str) -> Profile:
         raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
 
 
-def get_method(name: str) -> Method:
-    """The built-in method preset ``name``; ValueError listing the known ones otherwise."""
+def get_preset(name: str) -> Method:
+    """The CAD-Net preset ``name``; ValueError listing the known ones otherwise."""
     try:
-        return METHODS[name]
+        return CADNET_PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}") from None
+        raise ValueError(f"unknown CAD-Net preset {name!r}; known: "
+                         f"{', '.join(CADNET_PRESETS)}") from None
 
 
 def make_config(
@@ -368,7 +370,7 @@ def make_config(
     Unknown override names raise ValueError listing the valid fields.
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    meth = get_method(method) if isinstance(method, str) else method
+    meth = get_preset(method) if isinstance(method, str) else method
     values: dict[str, Any] = {"profile": prof.name, "method": meth.name}
     skip = {"name", "description"}
     for f in fields(prof):
@@ -391,13 +393,13 @@ __all__ = [
     "HALF",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "METHODS",
+    "CADNET_PRESETS",
     "Method",
     "PAPER_DI_OPTIM",
     "OptimSpec",
     "PROFILES",
     "Profile",
-    "get_method",
+    "get_preset",
     "get_profile",
     "make_config",
 ]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from datasets.errors import MLRBenchError
+
 
 def git_commit(here: Path | None = None) -> str:
     """The commit of the code that runs, with ``-dirty`` if tracked files outside ``results/``
@@ -77,5 +79,5 @@ def check_writable(folder: Path) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise PermissionError(f"--out {folder}: cannot write there ({e.strerror or e})") from e
+        raise MLRBenchError(f"--out {folder}: cannot write there ({e.strerror or e})") from e
     return folder

@@ -16,8 +16,11 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from .config import RunConfig
+from .evaluation import ResultMeasure
+from .experiment import collect
 from .provenance import atomic_write_json, atomic_write_text, base_provenance
-from .runner import RunConfig, output_path, run_methods
+from .store import output_path
 
 KEYS = ["dataset", "method", "testset"]
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
@@ -180,7 +183,8 @@ def make_table(number: int, cfg: RunConfig) -> dict[str, Path]:
     """Run (or reuse) every method of table ``number`` and write its files."""
     spec = TABLES[number]
     t0 = time.perf_counter()
-    per_trial = run_methods(cfg)
+    (results,) = collect(cfg, ResultMeasure())
+    per_trial = results.frame(cfg)
     table = with_reported(aggregate(per_trial, spec), spec)
     notes = sorted({n for n in per_trial.get("lpips_note", pd.Series(dtype=str)).dropna()})
     print_table(table, spec)

@@ -28,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
+
+from datasets.seeds import validation_rng
 
 COLUMNS = ["dataset", "trial", "seed", "val_ids", "train_ids", "method", "profile", "model_lr",
            "overrides",
@@ -50,7 +51,7 @@ def validation_split(train_rows: pd.DataFrame, val_ids: int, seed: int, lr_camer
     if val_ids >= len(eligible):
         raise ValueError(f"--val-ids {val_ids}: only {len(eligible)} training identities have "
                          f"images in camera {lr_camera} and another camera")
-    rng = np.random.default_rng([seed, 7919])
+    rng = validation_rng(seed)
     held = set(rng.choice(eligible, val_ids, replace=False).tolist())
     val = train_rows[train_rows.pid.isin(held)]
     return (train_rows[~train_rows.pid.isin(held)], val[val.camid == lr_camera],
@@ -98,56 +99,37 @@ def parse_epochs(text: str, full: int) -> list[int]:
 
 
 def make_task(method: str, profile: str, num_classes: int, seed: int, model_lr: float | None,
-              overrides: dict | None = None):
-    """The engine task of ``method`` as the runner builds it (random init, CPU), with
-    ``overrides`` applied on top of the method's own config."""
+              overrides: dict | None = None, trial: int = 0, pretrained: str = "none"):
+    """:func:`benchmark.methods.create_task` with ``model_lr`` (None: the profile's) as the
+    model optimiser's learning rate. Returns ``(method object, task)``."""
     from dataclasses import replace
 
-    extra = overrides
-    from .learned import CADNetTask, TaskMethod
-    from .methods import _TASKS, CADNET_PRESETS
-    from .profiles import make_config
+    from .methods import create_task
+    from .profiles import get_profile
 
-    if method in CADNET_PRESETS:
-        preset, overrides, build = method, {}, CADNetTask
-    elif method in _TASKS:
-        from .methods import get_method_factory
-
-        tm = get_method_factory(method)()
-        assert isinstance(tm, TaskMethod)
-        preset, overrides, build = tm.preset, tm.config_overrides, tm.make_task
-    else:
-        raise ValueError(f"{method!r} is not an engine-trained method; known: "
-                         f"{', '.join((*CADNET_PRESETS, *_TASKS))}")
-    config = make_config(profile, preset, num_classes=num_classes, pretrained="none", seed=seed,
-                         **{**overrides, **(extra or {})})
+    overrides = dict(overrides or {})
     if model_lr is not None:
-        config = replace(config, model_optim=replace(config.model_optim, lr=model_lr))
-    return build(config, "cpu")
+        base = overrides.get("model_optim", get_profile(profile).model_optim)
+        overrides["model_optim"] = replace(base, lr=model_lr)
+    return create_task(method, profile, num_classes, seed=seed, trial=trial,
+                       pretrained=pretrained, **overrides)
 
 
-@torch.inference_mode()
-def rank1(model, store, manifest, query, gallery, rates, draws: int) -> float:
-    """Mean rank-1 (%) over ``draws`` seeded draws of one rate per query from ``rates``."""
-    from datasets.loader import make_lr
+def rank1(method, store, manifest, query, gallery, rates, draws: int) -> float:
+    """Mean rank-1 (%) over ``draws`` seeded draws of one rate per query from ``rates``
+    (features through the evaluation path: the method's own query up-sampling)."""
+    from datasets.seeds import validation_draw_seed
 
-    from .metrics import evaluate_ranking, pairwise_distance
+    from .evaluation import extract_features, rank_queries
 
-    model.eval()
-
-    def feats(rows, r):
-        x = store.batch(store.indices(manifest.abspaths(rows)))
-        return model.extract_features(make_lr(x, r, "bilinear")).float()
-
-    gf = feats(gallery, torch.ones(len(gallery), dtype=torch.float64))
+    gf = extract_features(method, store, manifest, gallery, "bilinear", rates=[1] * len(gallery))
     out = []
     for d in range(draws):
-        g = torch.Generator().manual_seed(d)
+        g = torch.Generator().manual_seed(validation_draw_seed(d))
         r = torch.tensor(rates, dtype=torch.float64)[torch.randint(len(rates), (len(query),),
                                                                    generator=g)]
-        res = evaluate_ranking(pairwise_distance(feats(query, r), gf), query.pid.values,
-                               gallery.pid.values, query.camid.values, gallery.camid.values,
-                               max_rank=1)
+        qf = extract_features(method, store, manifest, query, "bilinear", rates=r.tolist())
+        res = rank_queries(qf, gf, query, gallery, single_shot=False, seed=0, max_rank=1)
         out.append(float(res.cmc[0]) * 100)
     return sum(out) / len(out)
 
@@ -157,7 +139,7 @@ def run(args) -> list[dict]:
     from datasets.loader import ImageStore
     from datasets.protocol import ProtocolOptions, get_manifest
 
-    from .engine import TrainData, train
+    from .engine import TrainData
     from .profiles import get_profile
     from .provenance import base_provenance
 
@@ -187,17 +169,14 @@ def run(args) -> list[dict]:
     out = []
     for method in [m for m in args.methods.split(",") if m]:
         for lr in [float(x) for x in args.lr.split(",")] if args.lr else [None]:
-            task = make_task(method, args.profile, len(pids), args.seed, lr, overrides)
+            meth, task = make_task(method, args.profile, len(pids), args.seed, lr, overrides,
+                                   args.trial, args.pretrained or prof.pretrained)
             cfg = task.config
             t0 = time.perf_counter()
             hist = []
             for epochs in points:  # each point continues the same run after the last one
-                hist = train(task, data, epochs=epochs, ids_per_batch=cfg.ids_per_batch,
-                             instances_per_id=cfg.instances_per_id,
-                             lr_batch_ids=cfg.lr_batch // cfg.instances_per_id,
-                             lr_rates=cfg.lr_rates, lr_method=cfg.lr_method, seed=cfg.seed,
-                             history=hist)
-                m = task.model
+                hist = task.fit(data, epochs=epochs, history=hist)
+                m = meth
                 row = {"dataset": ds.name, "trial": args.trial, "seed": args.seed,
                        "val_ids": args.val_ids, "train_ids": len(pids), "method": method,
                        "profile": args.profile, "model_lr": cfg.model_optim.lr,
@@ -257,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-ids", type=int, default=100, help="training identities held out")
     p.add_argument("--methods", default="hr-only", help="comma-separated engine methods")
     p.add_argument("--profile", default="cpu")
+    p.add_argument("--pretrained", choices=["imagenet", "none"],
+                   help="backbone init (default: the profile's)")
     p.add_argument("--lr", default="", help="comma-separated model learning rates to compare "
                    "(default: the profile's)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",

@@ -32,6 +32,8 @@ from urllib.parse import urlparse
 
 import torch
 
+from datasets.errors import MLRBenchError
+
 __all__ = [
     "WeightsUnavailable",
     "CheckpointInfo",
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 _HASH_REGEX = re.compile(r"-([a-f0-9]+)\.")
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(MLRBenchError):
     """A pretrained checkpoint cannot be had: missing (and not downloadable) or corrupt.
 
     Attributes:

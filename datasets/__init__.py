@@ -35,6 +35,13 @@ def get_reader(name: str) -> Callable[..., ReidDataset]:
     return importlib.import_module(f"{__name__}.{_READERS[name]}").load
 
 
+def default_trials(name: str) -> int:
+    """Trials a run of dataset ``name`` has by default (random splits: 10; a fixed split: 1)."""
+    from .protocol import DEFAULT_TRIALS
+
+    return DEFAULT_TRIALS.get(name, 1)
+
+
 def default_cache_dir() -> Path:
     """``$MLR_BENCH_CACHE``, else ``~/.cache/mlr-bench``."""
     import os
@@ -55,5 +62,5 @@ def load_dataset(name: str, data_root: str | Path, cache_dir: str | Path | None 
 
 __all__ = [
     "DatasetError", "Record", "ReidDataset", "MLR_BENCH", "PAPER_DATASETS", "KNOWN_DATASETS",
-    "get_reader", "load_dataset",
+    "default_trials", "get_reader", "load_dataset",
 ]

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from .errors import MLRBenchError
 
-class DatasetError(Exception):
+
+class DatasetError(MLRBenchError):
     """Bad or missing input data; the message names the file or folder and what was expected."""
 
 

@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import os
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .base import DatasetError, Record, ReidDataset
+from .seeds import trial_rng
 
 COLUMNS = ["path", "pid", "camid", "role", "rate", "trial", "subset"]
 MANIFEST_VERSION = 1
@@ -86,12 +86,6 @@ class Manifest:
 
     def abspaths(self, frame: pd.DataFrame) -> list[str]:
         return [str(self.root / p) for p in frame["path"]]
-
-
-def trial_rng(seed: int, dataset: str, trial: int, purpose: str) -> np.random.Generator:
-    """A generator fixed by (seed, dataset, trial, purpose); purposes never share streams."""
-    key = [seed, trial, zlib.crc32(dataset.encode()), zlib.crc32(purpose.encode())]
-    return np.random.default_rng(np.random.SeedSequence(key))
 
 
 def _rows(recs: Sequence[Record], root: Path, role: str, rates, trial: int, subset: str):

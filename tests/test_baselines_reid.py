@@ -9,16 +9,16 @@ from functools import partial
 import pytest
 import torch
 
-import benchmark.runner as runner
+import benchmark.experiment as experiment
 from baselines.rain import RAINTask
 from baselines.reid import BicubicTask, HROnlyTask, LRAugTask
+from benchmark.config import CacheMode, RunConfig
 from benchmark.engine import TrainData, train
-from benchmark.evaluation import extract_features
-from benchmark.learned import TaskMethod
+from benchmark.evaluation import ResultMeasure, extract_features
 from benchmark.losses import CrossResolutionBatch, cadnet_losses
-from benchmark.methods import get_method_factory
+from benchmark.methods import LearnedMethod, create_method
 from benchmark.profiles import make_config
-from benchmark.runner import RunConfig, run_methods
+from benchmark.store import MissingResult
 from datasets import load_dataset
 from datasets.loader import ImageStore, make_lr
 from datasets.protocol import ProtocolOptions, get_manifest
@@ -134,8 +134,8 @@ def test_rain_steps_touch_only_their_own_parameters(synth):
 
 def test_bicubic_shares_the_hr_only_model_and_upsamples_queries_bicubically(synth, tmp_path):
     manifest, store, data = synth
-    bicubic, hr_only = get_method_factory("bicubic")(), get_method_factory("hr-only")()
-    assert TaskMethod("bicubic", BicubicTask).cache_name == "hr-only" == bicubic.cache_name
+    bicubic, hr_only = create_method("bicubic"), create_method("hr-only")
+    assert LearnedMethod("bicubic", BicubicTask).cache_name == "hr-only" == bicubic.cache_name
     assert (bicubic.query_upsampling, hr_only.query_upsampling) == ("bicubic", "bilinear")
     cfg = RunConfig(datasets=["synthetic"], methods=["hr-only", "bicubic"], data_root=tmp_path,
                     out=tmp_path, profile="smoke", input_size=SIZE)
@@ -162,19 +162,18 @@ def test_bicubic_shares_the_hr_only_model_and_upsamples_queries_bicubically(synt
 
 
 def test_run_methods_trains_hr_only_once_and_bicubic_reuses_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "load_dataset", partial(load_dataset, num_ids=16))
+    monkeypatch.setattr(experiment, "load_dataset", partial(load_dataset, num_ids=16))
     made = []
 
     def factory(name):
-        def make():
-            made.append(get_method_factory(name)())
-            return made[-1]
-        return make
+        made.append(create_method(name))
+        return made[-1]
 
-    monkeypatch.setattr(runner, "get_method_factory", factory)
+    monkeypatch.setattr(experiment, "create_method", factory)
     cfg = RunConfig(datasets=["synthetic"], methods=["hr-only", "bicubic"], data_root=tmp_path,
                     out=tmp_path / "out", profile="smoke", input_size=SIZE, trials=1)
-    frame = run_methods(cfg)
+    (results,) = experiment.collect(cfg, ResultMeasure())
+    frame = results.frame(cfg)
     fitted = [m for m in made if m.model is not None]  # (others only built result keys)
     assert [m.name for m in fitted] == ["hr-only", "bicubic"]
     assert [m.reused for m in fitted] == [False, True]  # bicubic trained nothing
@@ -188,17 +187,17 @@ def test_run_methods_trains_hr_only_once_and_bicubic_reuses_it(tmp_path, monkeyp
 def test_stored_only_fit_trains_nothing_and_loads_a_cached_model(tmp_path, monkeypatch):
     """Under --stored-only a learned method without a usable cached model raises
     MissingResult before writing anything; once trained, the model is loaded."""
-    monkeypatch.setattr(runner, "load_dataset", partial(load_dataset, num_ids=16))
+    monkeypatch.setattr(experiment, "load_dataset", partial(load_dataset, num_ids=16))
     cfg = RunConfig(datasets=["synthetic"], methods=["hr-only"], data_root=tmp_path,
                     out=tmp_path / "out", profile="smoke", input_size=SIZE, trials=1)
-    read_only = replace(cfg, extra={"stored_only": True})
-    manifest = runner.open_manifest(cfg, runner.load_checked(cfg, "synthetic"), 0)
-    store = runner.image_store(cfg, manifest)
-    with pytest.raises(runner.MissingResult):
-        runner.fit_method("hr-only", manifest, store, read_only)
+    read_only = replace(cfg, cache=CacheMode.STORED_ONLY)
+    manifest = experiment.open_manifest(cfg, experiment.load_checked(cfg, "synthetic"), 0)
+    store = experiment.image_store(cfg, manifest)
+    with pytest.raises(MissingResult):
+        experiment.fit_method("hr-only", manifest, store, read_only)
     assert not (tmp_path / "out" / "cache" / "models").exists()
-    trained = runner.fit_method("hr-only", manifest, store, cfg)
-    loaded = runner.fit_method("hr-only", manifest, store, read_only)
+    trained = experiment.fit_method("hr-only", manifest, store, cfg)
+    loaded = experiment.fit_method("hr-only", manifest, store, read_only)
     assert not trained.reused and loaded.reused
     for a, b in zip(trained.model.state_dict().values(), loaded.model.state_dict().values()):
         assert torch.equal(a, b)

@@ -15,12 +15,12 @@ from baselines.csrgan import CSRGANTask, estimate_rates, stage_levels
 from baselines.cyclegan import CycleGANTask
 from baselines.sing import SINGTask
 from baselines.sr import REID_GRAD_TO_SR, SRCNN, clamp01, scale_grad
+from benchmark.config import RunConfig
 from benchmark.engine import train
 from benchmark.losses import CrossResolutionBatch
-from benchmark.methods import get_method_factory
+from benchmark.methods import create_method
 from benchmark.models import Classifier
 from benchmark.profiles import make_config
-from benchmark.runner import RunConfig
 from datasets.loader import make_lr
 
 TASKS = {"sing": SINGTask, "csrgan": CSRGANTask, "cyclegan": CycleGANTask}
@@ -50,7 +50,7 @@ def random_batch(seed: int = 0, p: int = 4, k: int = 4, hw=(64, 32), rates=(2, 3
 
 @pytest.mark.parametrize("name", list(TASKS))
 def test_trains_on_real_data_with_finite_losses_and_declared_outputs(name, small_viper):
-    method = get_method_factory(name)()  # through the registry, as run_all does
+    method = create_method(name)  # through the registry, as run_all does
     assert method.produces_images and method.query_upsampling == "bilinear"
     cfg = make_config("smoke", method.preset, num_classes=small_viper.num_classes,
                       **method.config_overrides)
@@ -175,7 +175,7 @@ def test_cyclegan_uses_cyclegans_adam_for_generators_and_discriminators():
     """G, F (gen_optim) and D_HR, D_LR (disc_optim): Adam(2e-4, betas 0.5/0.999), in every
     profile; the re-ID network keeps the profile's SGD; one train_step moves all four parts."""
     for profile in ("smoke", "cpu", "paper"):
-        method = get_method_factory("cyclegan")()
+        method = create_method("cyclegan")
         key = method.config_key(RunConfig(datasets=["viper"], methods=["cyclegan"],
                                           data_root=Path("."), out=Path("."), profile=profile))
         for name in ("gen_optim", "disc_optim"):
@@ -183,7 +183,7 @@ def test_cyclegan_uses_cyclegans_adam_for_generators_and_discriminators():
             assert key[name]["betas"] == [0.5, 0.999] and key[name]["weight_decay"] == 0.0
         assert key["model_optim"]["name"] == "sgd"
         assert key["method_code_version"] == 2  # residual generators: old models not reused
-    assert "method_code_version" not in get_method_factory("sing")().config_key(
+    assert "method_code_version" not in create_method("sing").config_key(
         RunConfig(datasets=["viper"], methods=["sing"], data_root=Path("."), out=Path(".")))
     task = make_task(CycleGANTask)
     m, opts = task.model, task.optimizers

@@ -12,8 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from benchmark.engine import IdentitySampler, NonFiniteLoss, load_checkpoint, train
-from benchmark.learned import CADNetTask
 from benchmark.profiles import make_config
+from benchmark.tasks import CADNetTask
 
 
 def smoke_config(num_classes, **kw):

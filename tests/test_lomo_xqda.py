@@ -214,12 +214,12 @@ def test_fit_on_real_viper_ids(viper_small):
     from datasets.loader import make_lr
 
     manifest, store = viper_small
-    cfg = SimpleNamespace(lr_method="bilinear", input_size=(128, 64), seed=0, extra={})
+    run = SimpleNamespace(lr_method="bilinear", input_size=(128, 64), seed=0)
     method = LomoXqdaMethod()
     assert method.name == "lomo-xqda" and method.trainable and not method.produces_images
     with pytest.raises(RuntimeError):
         method.features(torch.zeros(1, 3, 128, 64))
-    method.fit(manifest=manifest, store=store, cfg=cfg)
+    method.fit(manifest=manifest, store=store, run=run)
     info = method.info
     assert info["lomo_dim"] == 26960 and info["train_ids_used"] == 30
     assert info["train_rows_used"] == info["train_rows"] == 30 * 2 * 4

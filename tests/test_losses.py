@@ -162,8 +162,8 @@ def test_discriminator_step_leaves_generator_unchanged():
     disc["d_i"].backward()
     for m in _gen_modules(model):
         assert all(p.grad is None for p in m.parameters())
-    opts.d_f.step()
-    opts.d_i.step()
+    opts["d_f"].step()
+    opts["d_i"].step()
     assert all(_unchanged(m, s) for m, s in zip(_gen_modules(model), snaps))
     assert not _unchanged(model.feature_discriminator, d_snaps[0])
     assert not _unchanged(model.image_discriminator, d_snaps[1])

@@ -18,11 +18,11 @@ from benchmark.models import (
     build_trunk,
 )
 from benchmark.profiles import (
+    CADNET_PRESETS,
     HALF,
     IMAGENET_MEAN,
-    METHODS,
     PROFILES,
-    get_method,
+    get_preset,
     get_profile,
     make_config,
 )
@@ -215,24 +215,24 @@ def test_trunk_matches_torchvision_layout():
 def test_optimizers_follow_config():
     model = _model("smoke")
     opts = build_optimizers(model)
-    assert isinstance(opts.model, torch.optim.SGD)
-    assert opts.model.defaults["lr"] == 1e-3 and opts.model.defaults["momentum"] == 0.9
-    assert opts.model.defaults["weight_decay"] == 5e-4
-    assert isinstance(opts.d_f, torch.optim.Adam) and opts.d_f.defaults["lr"] == 1e-4
+    assert isinstance(opts["model"], torch.optim.SGD)
+    assert opts["model"].defaults["lr"] == 1e-3 and opts["model"].defaults["momentum"] == 0.9
+    assert opts["model"].defaults["weight_decay"] == 5e-4
+    assert isinstance(opts["d_f"], torch.optim.Adam) and opts["d_f"].defaults["lr"] == 1e-4
     # D_I keeps the paper's SGD lr 1e-4 in the CAD-Net presets (cpu/smoke D_F: Adam)
-    assert isinstance(opts.d_i, torch.optim.SGD) and opts.d_i.defaults["lr"] == 1e-4
-    assert opts.d_i.defaults["momentum"] == 0.9
+    assert isinstance(opts["d_i"], torch.optim.SGD) and opts["d_i"].defaults["lr"] == 1e-4
+    assert opts["d_i"].defaults["momentum"] == 0.9
     sgd_d = build_optimizers(model, replace(model.config, disc_optim=get_profile("paper").disc_optim))
-    assert isinstance(sgd_d.d_f, torch.optim.SGD) and sgd_d.d_f.defaults["lr"] == 1e-4
+    assert isinstance(sgd_d["d_f"], torch.optim.SGD) and sgd_d["d_f"].defaults["lr"] == 1e-4
     d_params = {id(p) for p in model.feature_discriminator.parameters()}
     d_params |= {id(p) for p in model.image_discriminator.parameters()}
-    g_params = {id(p) for g in opts.model.param_groups for p in g["params"]}
+    g_params = {id(p) for g in opts["model"].param_groups for p in g["params"]}
     assert not d_params & g_params
     authors = build_optimizers(_model("smoke", "authors-code"))
-    assert isinstance(authors.d_i, torch.optim.Adam)
-    assert authors.d_i.defaults["betas"] == (0.9, 0.99) and authors.d_i.defaults["lr"] == 1e-4
+    assert isinstance(authors["d_i"], torch.optim.Adam)
+    assert authors["d_i"].defaults["betas"] == (0.9, 0.99) and authors["d_i"].defaults["lr"] == 1e-4
     no_df = build_optimizers(_model("smoke", "cadnet-no-adv-df"))
-    assert no_df.d_f is None and no_df.d_i is not None
+    assert "d_f" not in no_df and no_df["d_i"] is not None
 
 
 # ---- profiles and presets ------------------------------------------------------------------
@@ -262,8 +262,8 @@ def test_profiles_are_named_data():
     assert get_profile("cpu").backbone == "resnet18" and get_profile("cpu").pretrained == "none"
     with pytest.raises(ValueError, match="known profiles: paper, cpu, smoke"):
         get_profile("huge")
-    with pytest.raises(ValueError, match="known methods"):
-        get_method("nope")
+    with pytest.raises(ValueError, match="known: cadnet"):
+        get_preset("nope")
     with pytest.raises(ValueError, match="unknown config field"):
         make_config("smoke", "cadnet", learning_rate=3)
 
@@ -290,7 +290,7 @@ def test_ablation_presets_switch_one_loss_each():
                       ("cadnet-no-rec", "use_rec"), ("cadnet-no-cls", "use_cls")):
         cfg = make_config("smoke", name)
         assert [getattr(cfg, f) for f in flags] == [f != off for f in flags]
-    assert {"cadnet", "cadnet-f", "cadnet-g", "authors-code"} <= set(METHODS)
+    assert {"cadnet", "cadnet-f", "cadnet-g", "authors-code"} <= set(CADNET_PRESETS)
 
 
 def test_config_to_dict_is_plain():

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-import benchmark.runner as runner
+import benchmark.experiment as experiment
 from benchmark.cli import main
 
 SMOKE = ["--datasets", "synthetic", "--synthetic-ids", "16", "--profile", "smoke",
@@ -67,6 +67,7 @@ def test_changed_profile_invalidates_stored_results_and_models(out, monkeypatch)
     from dataclasses import replace
 
     import benchmark.learned as learned
+
     from benchmark.profiles import PROFILES, OptimSpec
 
     trained = []
@@ -102,7 +103,7 @@ def test_table2_columns_for_image_recovering_methods(out):
 def test_table2_bicubic_row_is_the_interpolated_query(out):
     """Table 2's no-learning reference: SSIM / PSNR of the bicubic-up-sampled query itself,
     rank-1 of the hr-only model on it (the same number as Table 1's ``bicubic`` row)."""
-    from benchmark.methods import get_method_factory
+    from benchmark.methods import create_method
 
     assert run(out, "--table", "2", "--methods", "bicubic") == 0
     t = pd.read_csv(out / "table2.csv").set_index("testset")
@@ -112,7 +113,7 @@ def test_table2_bicubic_row_is_the_interpolated_query(out):
     assert run(out, "--table", "1", "--methods", "bicubic") == 0
     t1 = pd.read_csv(out / "table1.csv").set_index("testset")
     assert t1.rank1["seen"] == t.rank1["seen"] and t1.rank1["unseen"] == t.rank1["unseen"]
-    method = get_method_factory("bicubic")()
+    method = create_method("bicubic")
     x = torch.rand(2, 3, 16, 8)
     assert method.produces_images and torch.equal(method.recover(x), x)
 
@@ -155,8 +156,9 @@ def test_sweep_reuses_stored_rows_per_method(out, monkeypatch):
 
     first = (out / "sweep.csv").read_bytes()
     calls = []
-    orig = figures._sweep_rows
-    monkeypatch.setattr(figures, "_sweep_rows", lambda *a: calls.append(a[2]) or orig(*a))
+    orig = figures.SweepMeasure.compute
+    monkeypatch.setattr(figures.SweepMeasure, "compute",
+                        lambda self, trial, name: calls.append(name) or orig(self, trial, name))
     assert run(out, "--figure", "sweep", "--methods", "hist,cadnet") == 0
     assert calls == [] and (out / "sweep.csv").read_bytes() == first
     assert run(out, "--figure", "sweep", "--methods", "hist,cadnet,lr-aug") == 0
@@ -215,7 +217,7 @@ def test_figure3_refuses_methods_without_images(out, capsys):
 
 def test_killed_run_resumes_and_loses_nothing(tmp_path, monkeypatch):
     calls = []
-    real = runner.fit_method
+    real = experiment.fit_method
 
     def dies_on_second(name, *a, **k):
         calls.append(name)
@@ -223,14 +225,14 @@ def test_killed_run_resumes_and_loses_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the run is killed while the second method trains
         return real(name, *a, **k)
 
-    monkeypatch.setattr(runner, "fit_method", dies_on_second)
+    monkeypatch.setattr(experiment, "fit_method", dies_on_second)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, "--table", "1", "--methods", "cadnet,cadnet-f")
     done = list((tmp_path / "runs").rglob("*.json"))
     assert len(done) == 1 and "cadnet" in str(done[0])
-    monkeypatch.setattr(runner, "fit_method", real)
+    monkeypatch.setattr(experiment, "fit_method", real)
     calls.clear()
-    monkeypatch.setattr(runner, "fit_method", lambda n, *a, **k: calls.append(n) or real(n, *a, **k))
+    monkeypatch.setattr(experiment, "fit_method", lambda n, *a, **k: calls.append(n) or real(n, *a, **k))
     assert run(tmp_path, "--table", "1", "--methods", "cadnet,cadnet-f") == 0
     assert calls == ["cadnet-f"]  # the finished method was not redone
     assert list(pd.read_csv(tmp_path / "table1.csv").method.unique()) == ["cadnet", "cadnet-f"]

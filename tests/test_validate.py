@@ -63,7 +63,7 @@ def test_set_overrides_are_parsed_and_checked():
                                   "lr_rates=[2, 3]"])
     assert o == {"lambda_adv_di": 0.1, "disc_optim": OptimSpec("sgd", lr=1e-4),
                  "lr_rates": (2, 3)}
-    task = validate.make_task("cadnet", "smoke", 6, 0, None, o)
+    _, task = validate.make_task("cadnet", "smoke", 6, 0, None, o)
     assert task.config.lambda_adv_di == 0.1 and task.config.disc_optim.name == "sgd"
 
     for bad in ("lambda_nope=1", "lambda_adv_di", "lambda_adv_di=x", "disc_optim=1"):

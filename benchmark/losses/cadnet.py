@@ -9,9 +9,9 @@ Update order (:func:`cadnet_train_step`; engines that step by hand must do the s
    *detached* f_H, f_L and recovered images, so ``disc[...].backward()`` puts gradient on
    that discriminator only. The discriminator losses use the features of this same forward
    pass (before any parameter changes).
-2. ``optimizers.model.zero_grad(); gen["total"].backward(); optimizers.model.step()``:
+2. ``optimizers["model"].zero_grad(); gen["total"].backward(); optimizers["model"].step()``:
    E, G, F, C by Eq. 6 (this backward must come before the step that changes E/G/F/C).
-3. ``optimizers.d_f.zero_grad(); disc["d_f"].backward(); optimizers.d_f.step()``
+3. ``optimizers["d_f"].zero_grad(); disc["d_f"].backward(); optimizers["d_f"].step()``
    (only when ``use_adv_df``), then the same for ``d_i`` (only when ``use_adv_di``): the
    authors' order G, D_F, D_I. Both discriminator graphs are independent of E/G/F/C's
    parameters, so stepping the model first does not invalidate them.
@@ -150,20 +150,22 @@ def cadnet_losses(model, batch, config=None) -> tuple[dict[str, torch.Tensor],
 def cadnet_train_step(model, optimizers, batch, config=None) -> dict[str, torch.Tensor]:
     """One full CAD-Net update (order: E/G/F/C, then D_F, then D_I; see module docstring).
 
-    ``optimizers`` is :class:`benchmark.models.CADNetOptimizers` (``model``, ``d_f``,
-    ``d_i``). Puts the model in train mode. Returns every loss as a detached tensor
-    (keys of both dicts of :func:`cadnet_losses`); no host synchronisation inside.
+    ``optimizers`` maps ``"model"`` (and ``"d_f"`` / ``"d_i"`` for the enabled adversarial
+    losses) to optimisers, as :func:`benchmark.models.build_optimizers` returns them. Puts
+    the model in train mode. Returns every loss as a detached tensor (keys of both dicts of
+    :func:`cadnet_losses`); no host synchronisation inside.
     """
     cfg = config or model.config
     model.train()
     gen, disc = cadnet_losses(model, batch, cfg)
-    optimizers.model.zero_grad(set_to_none=True)
+    optimizers["model"].zero_grad(set_to_none=True)
     gen["total"].backward()
-    optimizers.model.step()
-    for key, opt in (("d_f", optimizers.d_f), ("d_i", optimizers.d_i)):
+    optimizers["model"].step()
+    for key in ("d_f", "d_i"):
         if key in disc:
+            opt = optimizers.get(key)
             if opt is None:
-                raise ValueError(f"{key} loss is enabled but optimizers.{key} is None")
+                raise ValueError(f"{key} loss is enabled but there is no {key!r} optimiser")
             opt.zero_grad(set_to_none=True)
             disc[key].backward()
             opt.step()

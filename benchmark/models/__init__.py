@@ -4,7 +4,7 @@
     from benchmark.models import build_model, build_optimizers
     cfg = make_config("cpu", "cadnet", num_classes=316)
     model = build_model(cfg)            # CADNet; model.init is "random" or "imagenet"
-    opts = build_optimizers(model)      # (model, d_f, d_i)
+    opts = build_optimizers(model)      # {"model": ..., "d_f": ..., "d_i": ...}
 
 Every CAD-Net method preset (cadnet, cadnet-f, cadnet-g, the Table 3 ablations,
 authors-code) builds the same :class:`CADNet` class; the config selects the variant.
@@ -20,7 +20,6 @@ from torch import nn
 from .backbones import ARCHS, ResNetTrunk, build_trunk, load_imagenet
 from .cadnet import (
     CADNet,
-    CADNetOptimizers,
     CADNetOutput,
     Classifier,
     CrossResolutionEncoder,
@@ -68,7 +67,6 @@ __all__ = [
     "ARCHS",
     "AuthorsFeatureDiscriminator",
     "CADNet",
-    "CADNetOptimizers",
     "CADNetOutput",
     "Classifier",
     "CrossResolutionEncoder",

@@ -25,7 +25,6 @@ in-place operations on tensors autograd needs (torchvision's in-place ReLUs are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -130,15 +129,6 @@ class CADNetOutput:
     logits: torch.Tensor | None = None
 
 
-class CADNetOptimizers(NamedTuple):
-    """``model`` steps E, G, F, C; ``d_f`` / ``d_i`` step the discriminators (None when the
-    corresponding adversarial loss is disabled)."""
-
-    model: torch.optim.Optimizer
-    d_f: torch.optim.Optimizer | None
-    d_i: torch.optim.Optimizer | None
-
-
 class CADNet(nn.Module):
     """Cross-resolution Adversarial Dual Network.
 
@@ -172,6 +162,7 @@ class CADNet(nn.Module):
         self.hr_encoder = (HREncoder(arch, width, ls, mean, std)
                            if self.feature_mode != "f" else None)
         self.embedding_dim = 2 * d if self.feature_mode == "fg" else d
+        self.descriptor_dim = self.embedding_dim  # the test feature u = GAP(v)
         self.classifier = Classifier(self.embedding_dim, num_classes, config.bn_neck)
         self.feature_discriminator = build_feature_discriminator(
             config.df_variant, d, self.feature_hw, config.df_width)
@@ -268,15 +259,15 @@ def make_optimizer(params, spec: OptimSpec) -> torch.optim.Optimizer:
                             weight_decay=spec.weight_decay)
 
 
-def build_optimizers(model: CADNet, config: CADNetConfig | None = None) -> CADNetOptimizers:
-    """``model_optim`` over E, G, F, C; ``disc_optim`` for D_F and ``image_disc_optim``
-    (``di_optim``, else ``disc_optim``) for D_I, each only when its
-    adversarial loss is enabled (else None, and that discriminator is never stepped)."""
+def build_optimizers(model: CADNet, config: CADNetConfig | None = None
+                     ) -> dict[str, torch.optim.Optimizer]:
+    """``{"model": ..., "d_f": ..., "d_i": ...}``: ``model_optim`` over E, G, F, C;
+    ``disc_optim`` for D_F and ``image_disc_optim`` (``di_optim``, else ``disc_optim``) for
+    D_I, each only when its adversarial loss is enabled (else absent: never stepped)."""
     cfg = config or model.config
-    return CADNetOptimizers(
-        model=make_optimizer(model.generator_parameters(), cfg.model_optim),
-        d_f=(make_optimizer(model.feature_discriminator.parameters(), cfg.disc_optim)
-             if cfg.use_adv_df else None),
-        d_i=(make_optimizer(model.image_discriminator.parameters(), cfg.image_disc_optim)
-             if cfg.use_adv_di else None),
-    )
+    opts = {"model": make_optimizer(model.generator_parameters(), cfg.model_optim)}
+    if cfg.use_adv_df:
+        opts["d_f"] = make_optimizer(model.feature_discriminator.parameters(), cfg.disc_optim)
+    if cfg.use_adv_di:
+        opts["d_i"] = make_optimizer(model.image_discriminator.parameters(), cfg.image_disc_optim)
+    return opts
