@@ -32,8 +32,9 @@ Methods
 -------
 ``cadnet`` (v = [f, g], paper), ``cadnet-f`` (C sees f only), ``cadnet-g`` (C sees g
 only), the Table 3 ablations ``cadnet-no-adv-di``, ``cadnet-no-adv-df``, ``cadnet-no-rec``,
-``cadnet-no-cls``, and ``authors-code`` (choices of the authors' precursor code, see
-DESIGN.md; every difference from ``cadnet`` is listed in that preset's description).
+``cadnet-no-cls``, and ``authors-code`` (choices of the authors' earlier public code, see
+the README section "What the authors' code did"; every difference from ``cadnet`` is listed
+in that preset's description).
 """
 
 from __future__ import annotations
@@ -287,12 +288,12 @@ PROFILES: dict[str, Profile] = {
 # built-in methods
 
 _AUTHORS_NOTE = (
-    "authors' precursor code choices (DESIGN.md): loss weights id 1, triplet 10, rec 1, "
-    "feature-adversarial 0.01 (image-adversarial weight not recorded there: kept at 1); "
-    "L2-normalised triplet embedding; max-pool LR down-sampling; Adam(1e-4, betas 0.9/0.99, "
-    "no weight decay) for D_F and D_I; pixel mean = std = 0.5; BN neck; L2-normalised test "
-    "features; six-conv BN D_F; transposed-conv decoder stages; D_I from ImageNet ResNet-18 "
-    "when pretrained=imagenet"
+    "authors' earlier code choices (README: What the authors' code did): loss weights id 1, "
+    "triplet 10, rec 1, feature-adversarial 0.01 (image-adversarial weight not recorded there: "
+    "kept at 1); L2-normalised triplet embedding; max-pool LR down-sampling; Adam(1e-4, betas "
+    "0.9/0.99, no weight decay) for D_F and D_I; pixel mean = std = 0.5; BN neck; "
+    "L2-normalised test features; six-conv BN D_F; transposed-conv decoder stages; D_I from "
+    "ImageNet ResNet-18 when pretrained=imagenet"
 )
 
 # D_I's optimiser in every paper-following CAD-Net preset: the paper's SGD lr 1e-4 (with the

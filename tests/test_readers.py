@@ -82,10 +82,8 @@ def test_caviar_reader_cameras_and_single_camera_ids(caviar_root):
     assert far == ["0001011.jpg", "0001015.jpg"]
 
 
-def test_caviar_flat_folder_accepted(tmp_path):
-    from tests.conftest import FIXTURES
-
-    shutil.copytree(FIXTURES / "caviar4reid-samples", tmp_path / "caviar4reid")
+def test_caviar_flat_folder_accepted(tmp_path, caviar_samples):
+    shutil.copytree(caviar_samples, tmp_path / "caviar4reid")
     assert len(load_dataset("caviar", tmp_path, keep_single_camera=True).images) == 8
 
 
