@@ -3,59 +3,41 @@
 CSR-GAN ("Cascaded SR-GAN for Scale-Adaptive Low Resolution Person Re-identification",
 Wang, Ye, Wang, Li, Ma, Zhang, IJCAI 2018) cascades 2x SR-GANs (SRGAN, Ledig et al. 2017)
 so that an LR image is super-resolved progressively, and trains the cascade together with a
-re-ID network. What is built here (conventions shared by the SR baselines, e.g. that the
-harness gives LR images already up-sampled to H x W and never says whether an image is a
-query: ``baselines/sr.py``):
+re-ID network. Conventions shared by the SR baselines (LR images arrive up-sampled to
+H x W; no method is told whether an image is a query): ``baselines/sr.py``.
 
 * **Cascade.** ``n = ceil(log2(max seen rate))`` stages (2 for rates 2, 3, 4), each a
   :class:`baselines.sr.SRResNetStage`: SRGAN's x2 generator (SRResNet blocks, sub-pixel
-  up-sampling) applied to the 2x-coarser grid of its full-size input, plus a residual path;
-  width 2 * ``decoder_width`` (64 = SRGAN's in the paper profile, 32 cpu, 16 smoke), 4
-  residual blocks per stage.
-* **Full-resolution cascade, intermediate targets.** Images stay at H x W throughout, so
-  "stage k brings the image up to resolution level t_k" is expressed by its target: the
-  HR original down-sampled by t_k = 2^(n-k) and up-sampled back (the engine's own LR
-  synthesis, ``lr_method``), i.e. for n = 2 stage 1 is trained to produce the r = 2 version
-  and stage 2 the HR image. An LR image already finer than level t_k (r < t_k, only
-  possible with seen rates below 2^(n-1)) has itself as the stage-k target; its rate is read
-  off the training pair (which of the seen rates reproduces it from its HR original), at
-  training time only. HR images of the step go through the cascade too, with themselves as
-  every stage's target, because at test time the gallery goes through it as well.
-* **Losses** (generator side, one optimiser for the stages and the re-ID network):
-  ``lambda_rec * sum_k MSE(stage_k, target_k)`` over the HR and LR halves (pixel loss,
-  [0, 1] units) ``+ lambda_adv_di * sum_k BCE(D_k(stage_k(x_L)), real)`` (non-saturating
-  adversarial loss of each stage's LR outputs; ``lambda_adv_di`` = 1e-3, SRGAN's weight,
-  set by the method preset :data:`CSRGAN`) ``+ lambda_id * [CE(HR) + CE(LR)] + lambda_tri
-  * [tri(HR) + tri(LR)]`` on the re-ID network's output for the last stage's images,
-  back-propagated into every stage (joint training) with its gradient scaled by
-  ``REID_GRAD_TO_SR`` = 0.01 where it leaves the re-ID network (``baselines.sr.scale_grad``:
-  at 1, a randomly initialised re-ID network's input gradients wreck the SR outputs, pixel
-  MSE 0.004 -> 0.3 in 15 smoke steps). One discriminator per stage,
-  :class:`benchmark.models.ImageDiscriminator` (CAD-Net's D_I: ResNet-18-like at width
-  ``di_width``, one logit), BCE: real = stage k's targets of the LR half, fake = stage k's
-  detached outputs; updated after the generators with ``config.disc_optim``.
+  up-sampling) on the 2x-coarser grid of its full-size input, plus a residual path; width
+  2 * ``decoder_width``, 4 residual blocks per stage.
+* **Intermediate targets.** Images stay at H x W, so stage k is told its resolution level
+  t_k = 2^(n-k) by its target: the HR original down-sampled by t_k and up-sampled back
+  (``lr_method``); for n = 2 stage 1 produces the r = 2 version and stage 2 the HR image. An
+  LR image already finer than t_k is its own stage-k target (its rate is read off the
+  training pair, at training time only). HR images go through the cascade too, with
+  themselves as every stage's target, because at test time the gallery does.
+* **Losses** (one optimiser for the stages and the re-ID network): ``lambda_rec * sum_k
+  MSE(stage_k, target_k)`` over the HR and LR halves ``+ lambda_adv_di * sum_k
+  BCE(D_k(stage_k(x_L)), real)`` (non-saturating; ``lambda_adv_di`` = 1e-3, SRGAN's weight,
+  set by :data:`CSRGAN`) ``+ lambda_id * [CE(HR) + CE(LR)] + lambda_tri * [tri(HR) +
+  tri(LR)]`` on the last stage's images, back-propagated into every stage with its gradient
+  scaled by ``REID_GRAD_TO_SR`` (:func:`baselines.sr.scale_grad`). One discriminator per
+  stage, :class:`benchmark.models.ImageDiscriminator` (CAD-Net's D_I at width ``di_width``),
+  BCE: real = stage k's targets of the LR half, fake = its detached outputs; stepped after
+  the generators with ``config.disc_optim``.
 * **Test time.** Every image, query or gallery, goes through the whole cascade and then the
-  re-ID network; the feature is GAP of its last map (size d). ``recover(x)`` is the last
-  stage's output. No rate is needed: each stage is trained to leave an image that is already
-  at (or finer than) its level unchanged.
+  re-ID network; the feature is GAP of its last map. ``recover(x)`` is the last stage's
+  output. No rate is needed: each stage leaves an image already at its level unchanged.
 
-Differences from CSR-GAN (for the README's deviation list; CSR-GAN's own design is given
-here from our reading of the paper, not re-checked against its text while writing this):
-
-* No perceptual (VGG) loss: it needs ImageNet VGG weights, which cannot be assumed here
-  (no downloads); the content loss is the pixel MSE only. CSR-GAN's other re-ID-driven
-  terms beyond ID + triplet on the final output are not reproduced.
-* Stages run at full size on the interpolated image (space-to-depth to the coarser grid
-  inside each stage) instead of up-sampling a small image; intermediate supervision by
-  down-sampled-and-re-up-sampled HR targets (see above).
-* Every image goes through the cascade, HR gallery images included (CSR-GAN feeds the HR
-  gallery to the re-ID network directly); the cascade is trained on HR -> HR pairs for that.
-* No separate pre-training of the SR-GANs: the cascade and the re-ID network are trained
-  jointly from the start, the re-ID gradient into the cascade weighted 0.01 (ours).
-* Smaller generators (4 residual blocks per stage, 3x3 end convolutions), CAD-Net's D_I as
-  the discriminator (not SRGAN's VGG-style one), CAD-Net's optimiser settings (SGD for generators and re-ID;
-  the profile's ``disc_optim`` for the discriminators),
-  the profile's ResNet trunk with ID + batch-hard triplet loss as the re-ID network.
+Differences from CSR-GAN (from our reading of the paper): no perceptual (VGG) loss, which
+needs ImageNet VGG weights (the content loss is the pixel MSE only), and none of its other
+re-ID-driven terms beyond ID + triplet; stages run at full size on the interpolated image
+with down-sampled-and-re-up-sampled HR targets; HR gallery images go through the cascade
+(trained on HR -> HR pairs for that); no separate SR-GAN pre-training, the re-ID gradient
+into the cascade weighted 0.01 (ours); smaller generators (4 residual blocks, 3x3 end
+convolutions), CAD-Net's D_I as the discriminator, CAD-Net's optimisers (SGD for the
+generators and re-ID, the profile's ``disc_optim`` for the discriminators) and the profile's
+trunk with ID + batch-hard triplet as the re-ID network.
 """
 
 from __future__ import annotations

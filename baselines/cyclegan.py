@@ -3,55 +3,40 @@
 Table 2's CycleGAN row (Zhu, Park, Isola, Efros, "Unpaired Image-to-Image Translation
 using Cycle-Consistent Adversarial Networks", ICCV 2017): the CAD-Net paper trains CycleGAN
 "to learn a mapping between LR and HR images" and reports the quality of the translated LR
-queries and the re-ID accuracy obtained from them. What is built here (conventions shared
-by the SR baselines, e.g. that the harness gives LR images already up-sampled to H x W and
-never says whether an image is a query: ``baselines/sr.py``):
+queries and the re-ID accuracy obtained from them. Conventions shared by the SR baselines
+(LR images arrive up-sampled to H x W; no method is told whether an image is a query):
+``baselines/sr.py``.
 
-* **Translation.** Domain A = LR images (the engine's LR batch, rates drawn from
-  ``config.lr_rates``, up-sampled to H x W), domain B = HR images (the engine's HR batch: a
-  different, independently drawn set of images). The pairing of an LR image with its HR
-  original (``lr_targets``) is never used: nothing in this task reads it. Two
-  :class:`baselines.sr.ResnetGenerator` (G: LR -> HR, F: HR -> LR; width ``decoder_width``,
-  3 residual blocks) and two 70 x 70 :class:`baselines.sr.PatchDiscriminator` (D_HR, D_LR;
-  width ``di_width``), LSGAN losses, cycle-consistency L1 with lambda_cyc = 10 and the
-  identity loss L1(G(x_B), x_B) + L1(F(x_A), x_A) with weight 0.5 * lambda_cyc (CycleGAN's
+* **Translation.** Domain A = LR images (the engine's LR batch), domain B = HR images (the
+  engine's HR batch: a different, independently drawn set). The pairing of an LR image with
+  its HR original (``lr_targets``) is never read. Two :class:`baselines.sr.ResnetGenerator`
+  (G: LR -> HR, F: HR -> LR; width ``decoder_width``, ``GENERATOR_BLOCKS`` residual blocks)
+  and two 70 x 70 :class:`baselines.sr.PatchDiscriminator` (D_HR, D_LR; width
+  ``di_width``); LSGAN losses, cycle-consistency L1 with lambda_cyc = 10 and the identity
+  loss L1(G(x_B), x_B) + L1(F(x_A), x_A) with weight 0.5 * lambda_cyc (CycleGAN's
   defaults). The discriminators minimise 0.5 * [(D(real) - 1)^2 + D(fake)^2] on detached
-  fakes (CycleGAN's halved objective), after the generator step.
+  fakes, after the generator step.
+* **Residual generators** (``GENERATOR_RESIDUAL``): the LR image arrives pixel-aligned with
+  its HR counterpart, so G and F output ``clamp01(x + correction)`` with the correction's
+  last convolution initialised to zero: both start as the identity mapping, as the SR
+  stages of ``sing`` and ``csrgan`` do.
 * **Re-ID.** A standard re-ID network (:class:`baselines.reid.ReIDNet`, as ``hr-only``)
   trained on the HR batch only with ID + batch-hard triplet loss, independently of the
-  translation losses (no gradient flows between the two; each has its own optimiser).
-* **Test time.** Every image x, query or gallery, gives ``R(G(x))``: the harness cannot
-  say which images are LR, so every image is translated, as a deployed system that cannot
-  tell LR from HR would. The identity loss is what makes this reasonable for HR gallery
-  images: it trains G to leave images that already look like domain B unchanged. (The
-  alternative, gallery features ``R(x)`` from untranslated images, would need the flag the
-  harness does not give.) ``recover(x) = G(x)`` (Table 2, Figure 3).
+  translation (no gradient flows between the two; each has its own optimiser).
+* **Test time.** Every image, query or gallery, gives ``R(G(x))``: the harness cannot say
+  which images are LR, so every image is translated; the identity loss trains G to leave
+  images that already look like domain B unchanged. ``recover(x) = G(x)``.
 * **Optimisers.** CycleGAN's own, in every profile: Adam(lr 2e-4, betas 0.5 / 0.999, no
   weight decay) for G and F (``gen_optim``) and for D_HR and D_LR (``disc_optim``); the
-  re-ID network keeps the profile's ``model_optim`` (SGD, as ``hr-only``). Until session 4
-  the generators used ``model_optim`` (SGD 1e-3, momentum 0.9): on MLR-VIPeR (cpu profile)
-  G had not learned to leave HR images alone after 25 epochs (HR gallery L1(G(x), x) =
-  0.086, PSNR 18.6 dB) and the method fell below ``hist``; on the identity task alone, 100
-  steps on training images took L1 from 0.261 to 0.158 with that SGD and to 0.093 with
-  CycleGAN's Adam (``results/reference/cpu-viper/diagnostics/``). With CycleGAN's Adam
-  and its plain generators the method stayed below ``hist`` (seen / unseen rank-1 4.4 /
-  3.2 against 4.1 / 3.2 with SGD; HR gallery L1(G(x), x) 0.077, PSNR 19.6 dB).
-* **Residual generators** (``GENERATOR_RESIDUAL``; not in CycleGAN, whose generators map
-  unaligned domains): here the LR image arrives up-sampled to H x W, pixel-aligned with its
-  HR counterpart, so G and F output ``clamp01(x + correction)`` with the correction's last
-  convolution initialised to zero: both start as the identity mapping, as the SR stages
-  of ``sing`` and ``csrgan`` do, instead of having to learn it from scratch within the
-  profile's few hundred steps (which the plain generators did not: see above).
+  re-ID network keeps the profile's ``model_optim`` (SGD, as ``hr-only``).
 
-Differences from CycleGAN (for the README's deviation list): narrower generators (base
-width ``decoder_width``: 8 smoke, 16 cpu, 32 paper profile; CycleGAN 64) with 3 residual
-blocks (CycleGAN: 6 at 128 px, 9 at 256 px); residual generators starting as the
-identity (above); a constant learning rate (CycleGAN decays it
-linearly to zero over the second half of training); no history pool of 50
-generated images for the discriminators (it would draw random numbers outside the engine's
-seeded, resumable stream); the number of epochs is the profile's. The identity loss is
-optional in CycleGAN and used here for the reason above. The re-ID network is the
-profile's trunk with ID + triplet, as for every learned baseline.
+Differences from CycleGAN: residual generators (above; CycleGAN's map unaligned domains and
+are not residual); narrower generators (base width ``decoder_width``; CycleGAN 64) with 3
+residual blocks (CycleGAN: 6 at 128 px, 9 at 256 px); a constant learning rate (CycleGAN
+decays it linearly to zero over the second half); no history pool of 50 generated images
+(it would draw random numbers outside the engine's seeded, resumable stream); the profile's
+epochs; the identity loss, optional in CycleGAN, is always used. The measurements that led
+to CycleGAN's optimiser and the residual generators: ``results/reference/cpu-viper/NOTES.md``.
 """
 
 from __future__ import annotations
@@ -139,7 +124,7 @@ class CycleGANTask(SRTask):
     """Engine task of ``cyclegan`` (see the module docstring). ``lr_targets`` is never read."""
 
     preset = CYCLEGAN
-    #: 2: residual generators (session 4); 1 (unset): CycleGAN's plain generators
+    #: 2: residual generators (since commit 91d0653); 1 (unset): CycleGAN's plain generators
     code_version = 2
 
     def build_model(self, config) -> nn.Module:

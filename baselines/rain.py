@@ -20,9 +20,8 @@ What this baseline is: CAD-Net without G, F and D_I, i.e. E + C + D_F:
   detached f_H, f_L with ``config.disc_optim``;
 * test feature GAP(f), Euclidean.
 
-Differences from the RAIN paper (recorded for the README). Only RAIN's abstract could be
-consulted while writing this; the architectural points below are from our reading of the
-paper and are not verified against its text here:
+Differences from the RAIN paper (from our reading of it; the architectural points are not
+verified against its full text):
 
 * RAIN places resolution discriminators on feature maps of *several* layers of the encoder
   (multi-level alignment); we align only the final map f, as CAD-Net's D_F does;

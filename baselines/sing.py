@@ -1,61 +1,36 @@
 """``sing``: scale-specific SR sub-networks trained jointly with re-ID (after SING).
 
 SING ("Deep Low-Resolution Person Re-Identification", Jiao, Zheng, Li, Guo, Xie, Xu,
-AAAI 2018; Super-resolution and Identity joiNt learninG) puts an SRCNN-like super-resolution
-sub-network in front of a re-ID network and trains the two jointly (SR reconstruction loss +
-re-ID loss), one SR network per scale factor, and handles queries of unknown resolution
-(the MLR setting it introduced) by fusing the scale-specific models. What is built here
-(conventions shared by the SR baselines, e.g. that the harness gives LR images already
-up-sampled to H x W and never says whether an image is a query: ``baselines/sr.py``):
+AAAI 2018) puts an SRCNN-like super-resolution sub-network in front of a re-ID network,
+trains the two jointly, one SR network per scale factor, and handles queries of unknown
+resolution by fusing the scale-specific models. Conventions shared by the SR baselines
+(LR images arrive up-sampled to H x W; no method is told whether an image is a query):
+``baselines/sr.py``.
 
-* **SR branches.** One :class:`baselines.sr.SRCNN` (9-1-5, n1 = 2 * ``decoder_width``: 64 /
-  32 as SRCNN in the paper profile, 32 / 16 cpu, 16 / 8 smoke) per seen rate s in
-  ``config.lr_rates`` (2, 3, 4), working on the interpolated image as SRCNN does.
+* **SR branches.** One :class:`baselines.sr.SRCNN` (9-1-5, n1 = 2 * ``decoder_width``) per
+  seen rate s in ``config.lr_rates`` (2, 3, 4), working on the interpolated image.
 * **Re-ID network.** One :class:`baselines.reid.ReIDNet` shared by all branches (the
   profile's trunk, GAP, FC), ID + batch-hard triplet loss.
-* **Training data per step.** Branch s is trained on its own scale: the HR originals of the
-  engine's LR batch (``lr_targets``) down-sampled by s and up-sampled back with the run's
-  ``lr_method`` (so each branch sees the whole LR batch at its rate; the engine's
-  ``lr_images``, whose per-image rates the method is not told, are not used). Every HR image
-  of the step goes through one branch (image i through branch i mod 3, so each identity's K
-  images are spread over the branches) with itself as the SR target: the "x1" case.
-* **Loss.** ``lambda_rec * [sum_s MSE(SR_s(x_s), x_H) + MSE(SR(x_H), x_H)]`` (each branch
-  gets weight 1 on its own scale, MSE in [0, 1] units) ``+ lambda_id * [CE(HR) + mean_s
-  CE(LR_s)] + lambda_tri * [tri(HR) + mean_s tri(LR_s)]`` (HR and LR weighted equally, as
-  CAD-Net's Eq. 4-5), one joint re-ID forward over the 32 + 3 x 32 SR outputs; the re-ID
-  loss also updates the SR branches (SING's joint learning), with its gradient scaled by
-  ``REID_GRAD_TO_SR`` = 0.01 where it enters them (``baselines.sr.scale_grad``: at 1, a
-  randomly initialised re-ID network's input gradients degrade the SR outputs, measured:
-  after 60 smoke steps the branches' outputs were 0.5 dB *below* the bilinear input and the
-  SR loss 75 % higher; csrgan's cascade is wrecked outright).
-* **Test time (no oracle rate).** Every image x, query or gallery, goes through every
-  branch; the feature is the concatenation ``[GAP(R(SR_2(x))), GAP(R(SR_3(x))),
-  GAP(R(SR_4(x)))]`` (size 3d), so the Euclidean distance between two images is the root of
-  the sum of the three branches' squared distances: SING's multi-scale fusion, done at
-  feature level. ``recover(x)`` (Table 2, Figure 3) is the mean of the branches' outputs.
-  The alternative, estimating the rate of a query and using one branch, needs an estimator
-  SING does not have and fails on unseen rates; fusion needs nothing.
+* **Training data per step.** Branch s gets the HR originals of the engine's LR batch
+  (``lr_targets``) down-sampled by s and up-sampled back with ``lr_method``; the engine's
+  ``lr_images``, whose rates the method is not told, are not used. HR image i of the step
+  goes through branch i mod 3 with itself as the target (the "x1" case).
+* **Loss.** ``lambda_rec * [sum_s MSE(SR_s(x_s), x_H) + MSE(SR(x_H), x_H)] + lambda_id *
+  [CE(HR) + mean_s CE(LR_s)] + lambda_tri * [tri(HR) + mean_s tri(LR_s)]``, one re-ID
+  forward over the 32 + 3 x 32 SR outputs; the re-ID loss reaches the branches with its
+  gradient scaled by ``REID_GRAD_TO_SR`` (:func:`baselines.sr.scale_grad`).
+* **Test time (no oracle rate).** Every image, query or gallery, goes through every branch;
+  the feature is ``[GAP(R(SR_2(x))), GAP(R(SR_3(x))), GAP(R(SR_4(x)))]`` (size 3d): SING's
+  multi-scale fusion at feature level. ``recover(x)`` is the mean of the branches' outputs.
 
-Differences from SING (for the README's deviation list; SING's own design is given here
-from our reading of the paper, not re-checked against its text while writing this):
-
-* SING trains a separate SING model for each scale factor and fuses the models at test
-  time; here the branches share one re-ID network and are trained together (one model,
-  one run); fusion is concatenation of the branches' features.
-* SING's HR gallery images go straight into the re-ID network. The harness does not tell a
-  method which images are gallery images, so here they go through the SR branches like
-  queries; to make that harmless the branches are residual (start as the identity) and are
-  also trained on HR images with the HR image as target ("x1" pairs), and the re-ID network
-  is trained on those outputs. Not in SING.
-* SRCNN with padding, a zero-initialised global residual (VDSR style) and clamping to
-  [0, 1]; SING's SRCNN-like sub-network predicts the image directly.
-* The re-ID network is the profile's ResNet trunk with ID + batch-hard triplet loss, not
-  SING's own re-ID CNN and softmax loss; SGD with CAD-Net's settings (``model_optim``) for
-  everything; SR loss weight ``lambda_rec`` = 1 and re-ID-to-SR gradient weight 0.01
-  (ours; SING's weighting is not reproduced). No separate SR pre-training stage: everything
-  is trained jointly from the start, for the profile's epochs.
-* Branches exist for the seen rates only (2, 3, 4): an r = 8 query (the paper's "unseen"
-  setting) goes through the same three-branch fusion as any other image.
+Differences from SING (from our reading of the paper): one model whose branches share a
+re-ID network and train together, instead of one SING model per scale; gallery images go
+through the branches too, so the branches are residual (start as the identity) and are
+trained on "x1" pairs; SRCNN with padding, a zero-initialised global residual and clamping
+to [0, 1]; the profile's trunk with ID + triplet and CAD-Net's SGD (``model_optim``)
+instead of SING's re-ID CNN and softmax; ``lambda_rec`` = 1 and the re-ID-to-SR weight
+0.01 are ours; no SR pre-training; branches for the seen rates only (an r = 8 query goes
+through the same fusion).
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ Conventions common to the three methods
   ``model_optim`` the rest (the re-ID network).
 * **Joint SR + re-ID training** (sing, csrgan): the re-ID loss reaches the SR networks
   with weight :data:`REID_GRAD_TO_SR` = 0.01 (:func:`scale_grad`; the re-ID network gets
-  it in full), the pixel loss with ``lambda_rec`` (1, the profile's value). Why, measured,
-  is in :func:`scale_grad`. SR outputs are clamped to [0, 1] with a straight-through
+  it in full), the pixel loss with ``lambda_rec`` (1, the profile's value); why: see
+  :func:`scale_grad`. SR outputs are clamped to [0, 1] with a straight-through
   gradient (:func:`clamp01`).
 * **Update order** (:meth:`SRTask.train_step`): one forward; generator-side adversarial
   terms run the discriminators frozen (no gradient reaches them); the discriminator terms
@@ -71,12 +71,10 @@ def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
 
     Used between an SR network and the re-ID network trained jointly on its output, so the
     SR parameters minimise ``lambda_rec * L_pixel + scale * L_reid`` while the re-ID
-    network minimises ``L_reid``. Why not 1 (measured, smoke profile, random init, SGD
-    lr 1e-3): the input gradients of a randomly initialised re-ID network are large and not
-    yet meaningful, and with scale 1 they turn the SR outputs into saturated images within
-    15 steps (csrgan's pixel MSE 0.004 -> 0.3; the same with lambda_rec = 100); with 0.1 the
-    pixel MSE still doubles in 15 steps; with 0.01 it stays at the level of a detached SR
-    network, while the re-ID loss still reaches the SR networks.
+    network minimises ``L_reid``. Why not 1: the input gradients of a randomly initialised
+    re-ID network are large and not yet meaningful, and at full weight they wreck the SR
+    outputs (measured for 1, 0.1 and 0.01: ``results/reference/cpu-viper/NOTES.md``,
+    "Design measurements behind the code").
     """
     if scale == 1:
         return x

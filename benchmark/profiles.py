@@ -14,19 +14,16 @@ Profiles
            (paper section 4.1), ImageNet init, 60 epochs (the paper gives no epoch count:
            our choice), LR rates {2, 3, 4}, antialiased bilinear down-sampling.
 ``cpu``    ResNet-18 E and F at 128 x 64, batch 32 + 32, narrower G (width 16) / D_F (32) /
-           D_I (ResNet-18 at width 16), random init; discriminators (CAD-Net's D_F, the
-           baselines' discriminators) trained with Adam(1e-4, betas 0.9/0.99, no weight
-           decay) as in Tsai et al. and the authors' code, because under the paper's SGD
-           1e-4 D_F stays at chance for the whole 500-step budget (measured: D_F loss
-           1.3862 = 2 ln 2 after 500 steps on fixed f_H / f_L, train accuracy 0.50; Adam
-           1e-4: loss 0.65, accuracy 0.83; see README deviations). CAD-Net's D_I keeps the
-           paper's SGD in every profile (``PAPER_DI_OPTIM`` in the CAD-Net presets). Epochs sized from a measured step
-           (forward + backward + 3 optimiser steps, batch 32 HR + 32 LR, 2 threads, other
-           jobs running): 2.4 s with channels_last, 3.8 s without. Real MLR-VIPeR has 632
-           HR training images -> 20 steps per epoch -> 25 epochs = 500 steps, about 20 min
-           (channels_last) to 32 min (contiguous) plus data loading and evaluation.
+           D_I (ResNet-18 at width 16), random init, 25 epochs (500 steps on MLR-VIPeR's 632
+           HR training images, sized from a measured step); discriminators (CAD-Net's D_F,
+           the baselines' discriminators) trained with Adam(1e-4, betas 0.9/0.99, no weight
+           decay) as in Tsai et al. and the authors' code, because D_F does not learn under
+           the paper's SGD 1e-4 at this budget. CAD-Net's D_I keeps the paper's SGD in every
+           profile (``PAPER_DI_OPTIM`` in the CAD-Net presets). The measurements behind
+           these choices: ``results/reference/cpu-viper/NOTES.md``, "Design measurements
+           behind the code".
 ``smoke``  a tiny ResNet-ish trunk (BasicBlock [1, 1, 1, 1], width 8, d = 64) at 64 x 32,
-           batch 16 + 16, 2 epochs: seconds (0.15-0.25 s per step at batch 32 + 32).
+           batch 16 + 16, 2 epochs: seconds.
 
 Methods
 -------
@@ -297,10 +294,8 @@ _AUTHORS_NOTE = (
 )
 
 # D_I's optimiser in every paper-following CAD-Net preset: the paper's SGD lr 1e-4 (with the
-# engine's momentum 0.9 / wd 5e-4), whatever the profile's disc_optim. In the cpu profile
-# D_F uses Adam (disc_optim) because under SGD it never leaves chance; D_I under Adam
-# overpowered G there (L_rec on the training images rose from 0.37 to 0.70 within 5 epochs,
-# recovered test-query PSNR 8 dB), while under SGD L_rec fell steadily (0.53 -> 0.23).
+# engine's momentum 0.9 / wd 5e-4), whatever the profile's disc_optim (Adam for D_F in the
+# cpu profile): under Adam, D_I overpowered G (measurements: reference NOTES.md).
 PAPER_DI_OPTIM = OptimSpec("sgd", lr=1e-4, momentum=0.9, weight_decay=5e-4)
 
 #: CAD-Net's variants: each is registered as a method (``benchmark.tasks.CADNetTask``)

@@ -54,7 +54,7 @@ class Task:
         model = self.build_model(config)
         if sync_bn and world()[1] > 1:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        # channels_last: ~1.6x faster convolutions on a 2-core CPU (measured), and on CUDA
+        # channels_last: faster convolutions on CPU (measured: reference NOTES.md) and on CUDA
         self.model = model.to(self.device, memory_format=torch.channels_last)
         opts = {k: o for k, o in self.build_optimizers(self.model, config).items()
                 if o is not None}

@@ -18,8 +18,8 @@ L_adv^{D_I} and E by L_adv^{D_F}; both discriminators are always built (so check
 all variants share a layout) and only stepped when their loss is enabled.
 
 Memory format: every module works with ``model.to(memory_format=torch.channels_last)`` and
-channels-last inputs (measured 1.6x faster on CPU for the ``cpu`` profile); there are no
-in-place operations on tensors autograd needs (torchvision's in-place ReLUs are safe).
+channels-last inputs (faster on CPU too: reference NOTES.md); there are no in-place
+operations on tensors autograd needs (torchvision's in-place ReLUs are safe).
 """
 
 from __future__ import annotations
