@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in args.methods.split(",") if m]
 
     from benchmark.evaluation import extract_features
-    from benchmark.metrics import evaluate_ranking, pairwise_distance
     from benchmark.experiment import fit_method, image_store, load_checked, open_manifest
+    from benchmark.metrics import evaluate_ranking, pairwise_distance
     from benchmark.store import MissingResult
 
     cfg = reference_config(args.data_root, args.out, methods, max(trials) + 1, stored_only=True)

@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
-    from benchmark.metrics import evaluate_ranking, pairwise_distance
     from benchmark.experiment import fit_method, image_store, load_checked, open_manifest
+    from benchmark.metrics import evaluate_ranking, pairwise_distance
     from benchmark.store import MissingResult
     from datasets.loader import make_lr
 
