@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from datasets import load_dataset
+from datasets import get_dataset_info, load_dataset
 from datasets.loader import ImageStore, check_images
-from datasets.protocol import DEFAULT_TRIALS, Manifest, ProtocolOptions, get_manifest
+from datasets.protocol import Manifest, ProtocolOptions, get_manifest
 
 from .evaluation import evaluate_method
 from .methods import get_method_factory
@@ -56,7 +56,7 @@ class RunConfig:
     def num_trials(self, dataset: str) -> int:
         if self.protocol == "authors":
             return 1
-        return self.trials if self.trials is not None else DEFAULT_TRIALS.get(dataset, 1)
+        return self.trials if self.trials is not None else get_dataset_info(dataset).default_trials
 
 
 def result_path(cfg: RunConfig, dataset: str, method: str, trial: int) -> Path:
