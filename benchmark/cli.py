@@ -21,9 +21,6 @@ except ImportError as e:  # another package named "datasets" (Hugging Face's) sh
 
 console = Console(stderr=True)
 
-# top-level folder of each dataset under --data-root (torchreid's names)
-DATASET_FOLDERS = {"market1501": "market1501", "dukemtmcreid": "dukemtmc-reid",
-                   "cuhk03": "cuhk03", "viper": "viper", "caviar": "caviar4reid"}
 PROFILES = ("paper", "cpu", "smoke")
 
 
@@ -92,20 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_datasets(arg: str | None, data_root: Path) -> list[str]:
-    from datasets import KNOWN_DATASETS
+    from datasets import data_folders
+    from datasets import list_datasets as known_datasets
 
+    folders = data_folders()  # top-level folder of each dataset read from --data-root
     if arg:
         names = [n.strip() for n in arg.split(",") if n.strip()]
-        unknown = [n for n in names if n not in KNOWN_DATASETS]
+        unknown = [n for n in names if n not in known_datasets()]
         if unknown:
             raise UsageError(f"unknown dataset(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(KNOWN_DATASETS)}")
+                             f"{', '.join(known_datasets())}")
         for n in names:
-            if n != "synthetic" and not (data_root / DATASET_FOLDERS[n]).is_dir():
-                raise UsageError(f"dataset {n}: folder {data_root / DATASET_FOLDERS[n]} not found "
+            if n in folders and not (data_root / folders[n]).is_dir():
+                raise UsageError(f"dataset {n}: folder {data_root / folders[n]} not found "
                                  f"(--data-root {data_root}); see README 'Where to put the data'")
         return names
-    found = [n for n, folder in DATASET_FOLDERS.items() if (data_root / folder).is_dir()]
+    found = [n for n, folder in folders.items() if (data_root / folder).is_dir()]
     if not found:
         console.print(
             f"[bold yellow]No paper dataset found under --data-root {data_root}: running on "
@@ -131,12 +130,12 @@ def resolve_methods(arg: str | None, default: list[str]) -> list[str]:
 def list_datasets(data_root: Path) -> int:
     from rich.table import Table
 
-    from datasets import DatasetError, load_dataset
+    from datasets import DatasetError, data_folders, load_dataset
 
     t = Table(title=f"datasets under {data_root}")
     for c in ["dataset", "where", "split", "ids", "images", "cameras", "excluded"]:
         t.add_column(c)
-    for name, folder in DATASET_FOLDERS.items():
+    for name, folder in data_folders().items():
         if not (data_root / folder).is_dir():
             t.add_row(name, f"not found ({data_root / folder})", "", "", "", "", "")
             continue

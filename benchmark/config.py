@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from datasets import default_trials
+from datasets import get_dataset_info
 
 
 class CacheMode(str, Enum):
@@ -51,7 +51,7 @@ class RunConfig:
     def num_trials(self, dataset: str) -> int:
         if self.protocol == "authors":
             return 1
-        return self.trials if self.trials is not None else default_trials(dataset)
+        return self.trials if self.trials is not None else get_dataset_info(dataset).default_trials
 
 
 __all__ = ["CacheMode", "RunConfig"]

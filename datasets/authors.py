@@ -25,17 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import get_dataset_info, list_datasets
 from .base import DatasetError, ReidDataset
 
-LIST_FOLDERS = {"viper": "VIPeR", "caviar": "CAVIAR", "cuhk03": "CUHK03",
-                "market1501": "Market-1501", "dukemtmcreid": "DukeMTMC-reID"}
 COLUMNS = ["path", "pid", "camid", "role", "rate", "trial", "subset"]
-
-
-def _openreid_name(dataset: str, rec) -> str | None:
-    if dataset == "viper":
-        return f"{rec.pid:08d}_{rec.camid:02d}_0000.jpg"
-    return None
 
 
 def _read_list(path: Path) -> pd.DataFrame:
@@ -56,12 +49,12 @@ class _Resolver:
         self.ds = ds
         root = ds.root.resolve()
         self.by_rel, self.by_openreid, self.by_name = {}, {}, {}
+        renamed = get_dataset_info(ds.name).authors_image_name
         for rec in ds.images:
             p = Path(rec.path).resolve()
             self.by_rel[p.relative_to(root).as_posix()] = rec
-            name = _openreid_name(ds.name, rec)
-            if name:
-                self.by_openreid[name] = rec
+            if renamed:
+                self.by_openreid[renamed.format(pid=rec.pid, camid=rec.camid)] = rec
             self.by_name.setdefault(p.name, rec)
 
     def __call__(self, image_path: str, list_file: Path):
@@ -76,13 +69,15 @@ class _Resolver:
 
 
 def build_authors_manifest(ds: ReidDataset, lists_dir: Path, opt) -> pd.DataFrame:
-    if ds.name not in LIST_FOLDERS:
+    sub = get_dataset_info(ds.name).authors_list_folder
+    if sub is None:
+        covered = [n for n in list_datasets() if get_dataset_info(n).authors_list_folder]
         raise DatasetError(f"no authors' lists exist for dataset {ds.name!r}; they cover "
-                           f"{', '.join(LIST_FOLDERS)}")
-    folder = Path(lists_dir) / LIST_FOLDERS[ds.name]
+                           f"{', '.join(covered)}")
+    folder = Path(lists_dir) / sub
     if not folder.is_dir():
         raise DatasetError(f"authors' lists: folder not found: {folder} (expected "
-                           f"{LIST_FOLDERS[ds.name]}/train_list.csv, query_list*.csv, test_list.csv)")
+                           f"{sub}/train_list.csv, query_list*.csv, test_list.csv)")
     resolve = _Resolver(ds)
     root = ds.root.resolve()
     rows = []

@@ -13,6 +13,54 @@ class DatasetError(MLRBenchError):
     """Bad or missing input data; the message names the file or folder and what was expected."""
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The facts about a dataset that code outside its reader needs.
+
+    Each reader file declares its own as ``INFO = DatasetInfo(...)`` beside ``load``; the
+    registry in ``datasets/__init__.py`` hands them to the CLI, the protocol builder and the
+    authors' lists. Every field is required, so a new reader states each fact:
+
+    * ``name``: registry key; also ``ReidDataset.name`` and the manifests' ``dataset``.
+    * ``folder``: its top-level folder under ``--data-root`` (torchreid's name); None for a
+      generated dataset that reads nothing (SynthMLR).
+    * ``default_trials``: trials run when ``--trials`` is not given (10 random splits or
+      classic test sets; 1 for a fixed released split).
+    * ``lr_camera``: the camera whose test images become the LR queries under the paper's
+      protocol (CUHK03: the view, ``camid % 2``); ``ProtocolOptions.lr_camera`` overrides it.
+    * ``authors_list_folder``: its subfolder of the authors' split lists; None: they have none.
+    * ``genuine_lr``: the LR camera is genuinely low-resolution (CAVIAR4REID): seen queries
+      are used as they are (r = 1), not down-sampled.
+    * ``authors_image_name``: the name the authors' lists give an image where they renamed
+      them, a format of ``{pid}`` and ``{camid}`` (open-reid style); None: the file's own name.
+    """
+
+    name: str
+    folder: str | None
+    default_trials: int
+    lr_camera: int
+    authors_list_folder: str | None
+    genuine_lr: bool
+    authors_image_name: str | None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"DatasetInfo.name must be a short identifier, got {self.name!r}")
+        for key in ("folder", "authors_list_folder", "authors_image_name"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"DatasetInfo({self.name}).{key} must be a non-empty string "
+                                 f"or None, got {value!r}")
+        for key, low in (("default_trials", 1), ("lr_camera", 0)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"DatasetInfo({self.name}).{key} must be an integer >= {low}, "
+                                 f"got {value!r}")
+        if not isinstance(self.genuine_lr, bool):
+            raise ValueError(f"DatasetInfo({self.name}).genuine_lr must be True or False, "
+                             f"got {self.genuine_lr!r}")
+
+
 class Record(NamedTuple):
     """One image: absolute path, identity label, camera index (0-based)."""
 

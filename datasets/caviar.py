@@ -18,17 +18,21 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from .base import DatasetError, Record, ReidDataset, find_first_dir
+from .base import DatasetError, DatasetInfo, Record, ReidDataset, find_first_dir
 from .images import list_images
 
 LAYOUT = "  <data-root>/caviar4reid/CAVIAR4REID/0001001.jpg ...  (or <data-root>/caviar4reid/*.jpg)"
 _NAME = re.compile(r"^(\d{4})(\d{3})\.jpe?g$", re.IGNORECASE)
 CLOSE_CAMERA, FAR_CAMERA = 0, 1
+# 10 random halves; queries from the far camera, genuinely LR (used at r = 1)
+INFO = DatasetInfo(name="caviar", folder="caviar4reid", default_trials=10,
+                   lr_camera=FAR_CAMERA, authors_list_folder="CAVIAR", genuine_lr=True,
+                   authors_image_name=None)
 
 
 def load(data_root: Path, *, cache_dir: Path | None = None, keep_single_camera: bool = False
          ) -> ReidDataset:
-    top = Path(data_root) / "caviar4reid"
+    top = Path(data_root) / INFO.folder
     base = find_first_dir([top / "CAVIAR4REID", top], "caviar", LAYOUT)
     files = list_images(base)
     if not files:
@@ -50,4 +54,4 @@ def load(data_root: Path, *, cache_dir: Path | None = None, keep_single_camera: 
         images += recs
     excluded = {"single-camera ids": single}
     notes = [f"{single} ids seen by one camera only were dropped (SING protocol)"] if single else []
-    return ReidDataset(name="caviar", root=base, images=images, excluded=excluded, notes=notes)
+    return ReidDataset(name=INFO.name, root=base, images=images, excluded=excluded, notes=notes)

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DatasetError, Record, ReidDataset
+from .base import DatasetError, DatasetInfo, Record, ReidDataset
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ PID_STRIDE = 1000  # pid = PID_STRIDE * pair + person
 NUM_CLASSIC_SPLITS = 20
 EXTRACT_VERSION = 1
 MARKER = ".mlr_extracted.json"
+# one trial per classic test set (the first 10 of 20); LR queries from view 2 (camid % 2 == 1)
+INFO = DatasetInfo(name="cuhk03", folder="cuhk03", default_trials=10, lr_camera=1,
+                   authors_list_folder="CUHK03", genuine_lr=False, authors_image_name=None)
 
 LAYOUT = """\
   <data_root>/cuhk03/cuhk03_release/cuhk-03.mat        (official release, MATLAB v7.3)
@@ -125,7 +128,7 @@ def load(data_root: Path, *, cache_dir: Path, images: str = "labeled",
     if split_source not in SPLIT_SOURCES:
         raise DatasetError(
             f"CUHK03: split_source must be one of {SPLIT_SOURCES}, got {split_source!r}")
-    ds_dir = Path(data_root) / "cuhk03"
+    ds_dir = Path(data_root) / INFO.folder
     mat_path = ds_dir / "cuhk03_release" / "cuhk-03.mat"
     img_dir = ds_dir / f"images_{images}"
     json_path = ds_dir / f"splits_classic_{images}.json"
@@ -453,5 +456,5 @@ def _finish(root: Path, recs: list[Record], test_sets: list[list[int]], excluded
                  f"{sorted({len(t) for t in test_sets})} ids each")
     if len(test_sets) != NUM_CLASSIC_SPLITS:
         notes.append(f"expected {NUM_CLASSIC_SPLITS} classic splits, found {len(test_sets)}")
-    return ReidDataset(name="cuhk03", root=root, images=recs, split=None,
+    return ReidDataset(name=INFO.name, root=root, images=recs, split=None,
                        test_sets=test_sets, excluded=excluded, notes=notes)

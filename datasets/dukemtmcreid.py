@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ReidDataset, find_first_dir
+from .base import DatasetInfo, ReidDataset, find_first_dir
 from .market1501 import read_fixed_split
 
+# fixed released split: one trial; LR queries from camera 1 (camid 0), recorded in manifests
+INFO = DatasetInfo(name="dukemtmcreid", folder="dukemtmc-reid", default_trials=1,
+                   lr_camera=0, authors_list_folder="DukeMTMC-reID", genuine_lr=False,
+                   authors_image_name=None)
 LAYOUT = (
     "  <data-root>/dukemtmc-reid/DukeMTMC-reID/bounding_box_train/*.jpg\n"
     "  <data-root>/dukemtmc-reid/DukeMTMC-reID/bounding_box_test/*.jpg\n"
@@ -22,7 +26,7 @@ LAYOUT = (
 
 
 def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
-    top = Path(data_root) / "dukemtmc-reid"
+    top = Path(data_root) / INFO.folder
     base = find_first_dir([top / "DukeMTMC-reID", top], "dukemtmcreid", LAYOUT)
     subdirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-    return read_fixed_split("dukemtmcreid", base, subdirs, num_cams=8)
+    return read_fixed_split(INFO.name, base, subdirs, num_cams=8)

@@ -17,9 +17,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import DatasetError, Record, ReidDataset, find_first_dir
+from .base import DatasetError, DatasetInfo, Record, ReidDataset, find_first_dir
 from .images import list_images
 
+# fixed released split: one trial; LR queries from camera 1 (camid 0), recorded in manifests
+INFO = DatasetInfo(name="market1501", folder="market1501", default_trials=1, lr_camera=0,
+                   authors_list_folder="Market-1501", genuine_lr=False,
+                   authors_image_name=None)
 LAYOUT = (
     "  <data-root>/market1501/[Market-1501-v15.09.15/]bounding_box_train/*.jpg\n"
     "  <data-root>/market1501/[Market-1501-v15.09.15/]bounding_box_test/*.jpg\n"
@@ -65,7 +69,7 @@ def read_fixed_split(name: str, base: Path, subdirs: dict[str, str], num_cams: i
 
 
 def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
-    top = Path(data_root) / "market1501"
+    top = Path(data_root) / INFO.folder
     base = find_first_dir([top / "Market-1501-v15.09.15", top], "market1501", LAYOUT)
     subdirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-    return read_fixed_split("market1501", base, subdirs, num_cams=6)
+    return read_fixed_split(INFO.name, base, subdirs, num_cams=6)

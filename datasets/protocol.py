@@ -32,18 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import get_dataset_info
 from .base import DatasetError, Record, ReidDataset
 from .seeds import trial_rng
 
 COLUMNS = ["path", "pid", "camid", "role", "rate", "trial", "subset"]
 MANIFEST_VERSION = 1
-# Default number of trials: the paper averages random splits over 10 trials; the released
-# Market/Duke split is fixed, so one trial is the whole story there.
-DEFAULT_TRIALS = {"viper": 10, "caviar": 10, "cuhk03": 10, "synthetic": 10,
-                  "market1501": 1, "dukemtmcreid": 1}
-# Which camera's test images become LR queries (paper protocol); recorded in every manifest.
-DEFAULT_LR_CAMERA = {"viper": 0, "synthetic": 0, "market1501": 0, "dukemtmcreid": 0,
-                     "caviar": 1, "cuhk03": 1}
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,7 @@ class ProtocolOptions:
     protocol: str = "paper"
     seen_rates: tuple[int, ...] = (2, 3, 4)
     unseen_rate: int = 8
-    lr_camera: int | None = None  # None: DEFAULT_LR_CAMERA[dataset]
+    lr_camera: int | None = None  # None: the dataset's DatasetInfo.lr_camera (recorded)
     test_fraction: float = 0.5  # random-split datasets (VIPeR, CAVIAR, SynthMLR)
 
     def resolved(self, dataset: str) -> ProtocolOptions:
@@ -65,7 +59,8 @@ class ProtocolOptions:
         if self.unseen_rate in self.seen_rates:
             raise DatasetError(f"unseen rate {self.unseen_rate} is also a seen rate "
                                f"{self.seen_rates}: it would not be unseen")
-        lr = self.lr_camera if self.lr_camera is not None else DEFAULT_LR_CAMERA.get(dataset, 0)
+        lr = (self.lr_camera if self.lr_camera is not None
+              else get_dataset_info(dataset).lr_camera)
         return ProtocolOptions(self.protocol, tuple(self.seen_rates), self.unseen_rate, lr,
                                self.test_fraction)
 
@@ -139,8 +134,8 @@ def build_paper_manifest(ds: ReidDataset, trial: int, seed: int, opt: ProtocolOp
     rows = []
     for r in (1, *opt.seen_rates):  # every training image at r = 1 plus its LR versions
         rows += _rows(train, ds.root, "train", r, trial, "train")
-    if ds.name == "caviar":
-        # genuine LR: the far camera's images are used as they are (r = 1)
+    if get_dataset_info(ds.name).genuine_lr:
+        # genuine LR (CAVIAR4REID): the far camera's images are used as they are (r = 1)
         rows += _rows(query, ds.root, "query", 1, trial, "seen")
     else:
         rates = trial_rng(seed, ds.name, trial, "query-rates").choice(opt.seen_rates, len(query))

@@ -74,10 +74,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .base import DatasetError, Record, ReidDataset
+from .base import DatasetError, DatasetInfo, Record, ReidDataset
 
 GENERATOR_VERSION = 1
 NAME = "synthetic"
+# generated under cache_dir (no folder under the data root); no authors' lists
+INFO = DatasetInfo(name=NAME, folder=None, default_trials=10, lr_camera=0,
+                   authors_list_folder=None, genuine_lr=False, authors_image_name=None)
 
 _GROUP, _IDENTITY, _IMAGE = 1, 2, 3  # SeedSequence stream keys
 _STALE_TMP_S = 3600  # temp folders older than this are leftovers of killed runs

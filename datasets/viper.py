@@ -14,14 +14,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import DatasetError, Record, ReidDataset, find_first_dir, require_dir
+from .base import DatasetError, DatasetInfo, Record, ReidDataset, find_first_dir, require_dir
 from .images import list_images
 
+# 10 random identity halves; LR queries from cam_a; the authors' lists use open-reid names
+INFO = DatasetInfo(name="viper", folder="viper", default_trials=10, lr_camera=0,
+                   authors_list_folder="VIPeR", genuine_lr=False,
+                   authors_image_name="{pid:08d}_{camid:02d}_0000.jpg")
 LAYOUT = "  <data-root>/viper/VIPeR/cam_a/*.bmp\n  <data-root>/viper/VIPeR/cam_b/*.bmp"
 
 
 def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
-    top = Path(data_root) / "viper"
+    top = Path(data_root) / INFO.folder
     base = find_first_dir([top / "VIPeR", top], "viper", LAYOUT)
     cams = [list_images(require_dir(base / c, "viper", LAYOUT)) for c in ("cam_a", "cam_b")]
     if len(cams[0]) != len(cams[1]) or not cams[0]:
@@ -35,4 +39,4 @@ def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
             raise DatasetError(f"viper: {a.name} and {b.name} are paired by sort order but "
                                "their person numbers differ")
         images += [Record(str(a), pid, 0), Record(str(b), pid, 1)]
-    return ReidDataset(name="viper", root=base, images=images)
+    return ReidDataset(name=INFO.name, root=base, images=images)
