@@ -19,6 +19,8 @@ except ImportError as e:  # another package named "datasets" (Hugging Face's) sh
                       "mlr-bench's datasets/ package (Hugging Face 'datasets' shadows it): run "
                       "from the repository root or uninstall the other package") from e
 
+from .config import CacheMode, RunConfig  # noqa: E402
+
 console = Console(stderr=True)
 
 PROFILES = ("paper", "cpu", "smoke")
@@ -47,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "else synthetic)")
     p.add_argument("--methods", help="comma-separated method names (default: every method the "
                    "table uses)")
-    p.add_argument("--data-root", type=Path, default=Path("data"),
-                   help="folder holding the datasets in torchreid's layout (default: ./data)")
+    p.add_argument("--data-root", type=Path,
+                   help="folder holding the datasets in torchreid's layout (default: ./data; "
+                   "given explicitly, it must exist)")
     p.add_argument("--protocol", choices=["paper", "authors"], default="paper",
                    help="paper: the paper's text (default); authors: the authors' split lists")
     p.add_argument("--compare-protocols", action="store_true",
@@ -63,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: paper with CUDA, cpu without")
     p.add_argument("--pretrained", choices=["imagenet", "none"],
                    help="backbone init (default: imagenet for the paper profile, none otherwise)")
-    p.add_argument("--seed", type=int, default=0, help="seed of splits, rates and training")
-    p.add_argument("--trials", type=int, help="number of trials (default: 10 for random-split "
+    p.add_argument("--seed", type=bounded_int("--seed", 0, MAX_SEED), default=0,
+                   help=f"seed of splits, rates and training (0 to {MAX_SEED})")
+    p.add_argument("--trials", type=bounded_int("--trials", 1, MAX_TRIALS),
+                   help=f"number of trials, 1 to {MAX_TRIALS} (default: 10 for random-split "
                    "datasets and CUHK03's classic sets, 1 for Market/Duke's fixed split)")
     p.add_argument("--lr-method", choices=["bilinear", "maxpool"], default="bilinear",
                    help="how LR images are down-sampled before bilinear up-sampling")
@@ -88,23 +93,63 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_datasets(arg: str | None, data_root: Path) -> list[str]:
-    from datasets import data_folders
+MAX_SEED = 2**32 - 1
+MAX_TRIALS = 100
+
+
+def bounded_int(flag: str, low: int, high: int):
+    """An argparse type: an integer in [low, high], else an error naming ``flag``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{flag} must be between {low} and {high}, "
+                                             f"got {value}")
+        return value
+
+    return parse
+
+
+def names_of(flag: str, arg: str | None) -> list[str] | None:
+    """The comma-separated names of ``flag``; None when the flag was not given. A flag
+    given with no name in it (``--methods ""``, ``--methods ,``) is an error."""
+    if arg is None:
+        return None
+    names = [n.strip() for n in arg.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"{flag} {arg!r} names nothing; give comma-separated names, or leave "
+                         "the flag out for the default")
+    return names
+
+
+def resolve_datasets(arg: str | None, data_root: Path | None) -> list[str]:
+    """The datasets of ``--datasets``; without it, every dataset found under ``--data-root``
+    (SynthMLR only when neither flag was given and ./data holds none)."""
+    from datasets import data_folders, load_dataset
     from datasets import list_datasets as known_datasets
 
+    if data_root is not None and not data_root.is_dir():
+        raise UsageError(f"--data-root {data_root}: no such folder")
+    root = data_root if data_root is not None else Path("data")
     folders = data_folders()  # top-level folder of each dataset read from --data-root
-    if arg:
-        names = [n.strip() for n in arg.split(",") if n.strip()]
+    names = names_of("--datasets", arg)
+    if names:
         unknown = [n for n in names if n not in known_datasets()]
         if unknown:
             raise UsageError(f"unknown dataset(s) {', '.join(unknown)}; known: "
                              f"{', '.join(known_datasets())}")
         for n in names:
-            if n in folders and not (data_root / folders[n]).is_dir():
-                raise UsageError(f"dataset {n}: folder {data_root / folders[n]} not found "
-                                 f"(--data-root {data_root}); see README 'Where to put the data'")
+            if n in folders and not (root / folders[n]).is_dir():
+                load_dataset(n, root)  # raises the reader's error: the folder and its layout
         return names
-    found = [n for n, folder in folders.items() if (data_root / folder).is_dir()]
+    found = [n for n, folder in folders.items() if (root / folder).is_dir()]
+    if not found and data_root is not None:
+        raise UsageError(f"--data-root {data_root}: no dataset folder in it (expected one of "
+                         f"{', '.join(sorted(set(folders.values())))}); see README 'Where to "
+                         "put the data'")
     if not found:
         console.print(
             f"[bold yellow]No paper dataset found under --data-root {data_root}: running on "
@@ -117,9 +162,9 @@ def resolve_datasets(arg: str | None, data_root: Path) -> list[str]:
 def resolve_methods(arg: str | None, default: list[str]) -> list[str]:
     from .methods import list_methods
 
-    if not arg:
+    names = names_of("--methods", arg)
+    if names is None:
         return default
-    names = [n.strip() for n in arg.split(",") if n.strip()]
     unknown = [n for n in names if n not in list_methods()]
     if unknown:
         raise UsageError(f"unknown method(s) {', '.join(unknown)}; known: "
@@ -157,15 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.list_datasets:
-            return list_datasets(args.data_root)
+            root = args.data_root or Path("data")
+            if not root.is_dir():
+                raise UsageError(f"--data-root {root}: no such folder")
+            return list_datasets(root)
         return dispatch(args)
     except MLRBenchError as e:
         print(f"run_all.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"run_all.py: interrupted. Every finished (dataset, method, trial) is kept under "
+              f"{args.out} (runs/), and a training in progress resumes from its last finished "
+              "epoch (cache/models/): run the same command again to continue.", file=sys.stderr)
+        return 130
 
 
 def make_config(args, default_methods: list[str]):
-    from .config import CacheMode, RunConfig
     from .profiles import get_profile
     from .provenance import check_writable
 
@@ -181,8 +233,6 @@ def make_config(args, default_methods: list[str]):
     if args.stored_only and args.figure in ("3", "4"):
         raise UsageError(f"--stored-only applies to --table, --figure sweep and --figure "
                          f"invariance; --figure {args.figure} draws from the models themselves")
-    if args.trials is not None and args.trials < 1:
-        raise UsageError(f"--trials must be at least 1, got {args.trials}")
     cuda = torch.cuda.is_available()
     datasets = resolve_datasets(args.datasets, args.data_root)
     no_data_default = args.datasets is None and datasets == ["synthetic"]
@@ -201,9 +251,9 @@ def make_config(args, default_methods: list[str]):
             raise UsageError("--synthetic-ids only applies to --datasets synthetic")
         if args.synthetic_ids < 16:
             raise UsageError(f"--synthetic-ids must be at least 16, got {args.synthetic_ids}")
-    return RunConfig(
+    run = RunConfig(
         datasets=datasets, methods=resolve_methods(args.methods, default_methods),
-        data_root=args.data_root, out=args.out, protocol=args.protocol,
+        data_root=args.data_root or Path("data"), out=args.out, protocol=args.protocol,
         authors_lists=args.authors_lists, profile=profile_name,
         input_size=tuple(profile.input_size), seed=args.seed, trials=trials,
         lr_method=args.lr_method, pretrained=pretrained, skip_bad_images=args.skip_bad_images,
@@ -212,6 +262,31 @@ def make_config(args, default_methods: list[str]):
                CacheMode.RETRAIN if args.retrain else CacheMode.USE),
         dataset_options={"synthetic": {"num_ids": args.synthetic_ids}} if args.synthetic_ids
         else {})
+    plan_notes(run)
+    return run
+
+
+def plan_notes(run) -> None:
+    """Say what a run's trial count means: a fixed split repeated, and how many models a
+    large run trains."""
+    from datasets import get_dataset_info
+
+    from .methods import LearnedMethod, create_method
+
+    for d in run.datasets:
+        if run.protocol == "paper" and get_dataset_info(d).default_trials == 1 \
+                and run.num_trials(d) > 1:
+            console.print(f"[yellow]note: {d} has one fixed split; its {run.num_trials(d)} "
+                          "trials share it and differ only in the query rates and the "
+                          "training seed.")
+    learned = {m.cache_name for m in map(create_method, run.methods)
+               if isinstance(m, LearnedMethod)}
+    models = len(learned) * sum(run.num_trials(d) for d in run.datasets)
+    if models >= 20 and run.cache is not CacheMode.STORED_ONLY:
+        console.print(f"[yellow]note: this run trains up to {models} models ({len(learned)} "
+                      f"learned method(s) x {sum(run.num_trials(d) for d in run.datasets)} "
+                      "dataset trials; stored ones are reused); one cpu-profile CAD-Net model "
+                      "on MLR-VIPeR took 25-40 minutes on one CPU core.")
 
 
 def init_distributed(cuda: bool) -> str:

@@ -32,7 +32,6 @@ detached loss tensors``). The engine owns everything else, the same for every me
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from datasets.atomic import atomic_path
 from datasets.errors import MLRBenchError
 from datasets.loader import ImageStore, make_lr
 from datasets.seeds import epoch_seed
@@ -203,14 +203,23 @@ def shard(batch: CrossResolutionBatch, k: int) -> CrossResolutionBatch:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_checkpoint(path: Path, remedy: str = "delete it to start that training again "
+                    "(or pass --retrain)") -> dict:
+    """A file written by :func:`save_checkpoint` (tensors only: ``weights_only=True``, no
+    code from the file runs). A damaged or foreign file is an error naming it and ``remedy``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a checkpoint, or refused by weights_only
+        raise CorruptFile(f"{path}: cannot read this checkpoint ({type(e).__name__}); it is "
+                          f"damaged or was not written by this project: {remedy}") from None
+
+
+class CorruptFile(MLRBenchError):
+    """A stored file that cannot be read back."""
 
 
 def train(task, data: TrainData, *, epochs: int, ids_per_batch: int, instances_per_id: int,

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from datasets.atomic import atomic_path  # noqa: E402
 from datasets.errors import MLRBenchError  # noqa: E402
 from datasets.loader import make_lr  # noqa: E402
 from datasets.seeds import evaluation_seed, figure_seed  # noqa: E402
@@ -52,10 +53,8 @@ PROBE_COLUMNS = ["dataset", "method", "rate", "probe_accuracy", "images", "ident
 def save_png(fig, path: Path) -> Path:
     """Save atomically (temp file + rename) and close the figure."""
     if is_main_process():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.png")
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -11,7 +11,6 @@ preset, and caches the trained model in the result store.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ import baselines  # noqa: F401  (registers the baselines)
 
 from . import tasks  # noqa: F401  (registers CAD-Net's presets)
 from .config import CacheMode, RunConfig
-from .engine import TrainData, save_checkpoint
+from .engine import TrainData, load_checkpoint, save_checkpoint
 from .provenance import atomic_write_json, is_main_process
 from .registry import UnknownMethod, entry, registered
 from .store import MODEL_CODE_VERSION, MissingResult, ResultStore, read_json
@@ -57,8 +56,11 @@ def create_task(name: str, profile: str, num_classes: int, *, seed: int = 0, tri
         raise UnknownMethod(f"{name!r} is not an engine-trained method; engine methods: "
                             + ", ".join(n for n in list_methods()
                                         if issubclass(entry(n).cls, Task)))
+    from .profiles import get_profile
+
     run = RunConfig(datasets=[], methods=[name], data_root=Path("."), out=Path("."),
-                    profile=profile, pretrained=pretrained, seed=seed)
+                    profile=profile, input_size=tuple(get_profile(profile).input_size),
+                    pretrained=pretrained, seed=seed)
     config = replace(method.make_config(run, num_classes, trial), **overrides)
     task = method.make_task(config, device)
     method.model, method.init = task.model, task.model.init
@@ -141,9 +143,9 @@ class LearnedMethod:
         final, key_file, ckpt = folder / "model.pt", folder / "key.json", folder / "checkpoint.pt"
         same_key = key_file.exists() and read_json(key_file, "a model key") == key
         if same_key and final.exists() and run.cache is not CacheMode.RETRAIN:
-            self.model.load_state_dict(torch.load(final, map_location=run.device,
-                                                  weights_only=True))
-            self.history = json.loads((folder / "history.json").read_text())
+            self.model.load_state_dict(load_checkpoint(
+                final, "delete it (and key.json) to train the model again, or pass --retrain"))
+            self.history = read_json(folder / "history.json", "a training history")
             self.reused = True
             return
         if run.cache is CacheMode.STORED_ONLY:  # trains nothing: no usable cached model

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from datasets.atomic import atomic_path
 from datasets.errors import MLRBenchError
 
 
@@ -59,11 +60,8 @@ def atomic_write_text(path: Path, text: str) -> None:
     Only the main process writes (see ``is_main_process``)."""
     if not is_main_process():
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def atomic_write_json(path: Path, obj) -> None:

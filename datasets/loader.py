@@ -15,6 +15,7 @@ rate sweep), in which case ``maxpool`` uses adaptive max pooling to the same tar
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from .atomic import atomic_path
 from .base import DatasetError
+
+log = logging.getLogger(__name__)
 
 LR_METHODS = ("bilinear", "maxpool")
 MIN_LR_SIDE = 2
@@ -76,11 +80,15 @@ class ImageStore:
         self.size = tuple(size)
         self.paths = list(dict.fromkeys(str(p) for p in paths))
         self.index = {p: i for i, p in enumerate(self.paths)}
-        key = hashlib.sha256(("\n".join(self.paths) + f"\n{self.size}").encode()).hexdigest()[:16]
-        cache = Path(cache_dir) / f"images-{self.size[0]}x{self.size[1]}-{key}.npy" if cache_dir else None
+        cache = self.cache_file(cache_dir) if cache_dir else None
         if cache is not None and cache.exists():
-            arr = np.load(cache)
-            if arr.shape == (len(self.paths), 3, *self.size) and arr.dtype == np.uint8:
+            try:
+                arr = np.load(cache)
+            except (OSError, ValueError, EOFError) as e:  # only a cache: decode again
+                log.warning("image cache %s unreadable (%s): decoding the images again", cache, e)
+                arr = None
+            if (arr is not None and arr.shape == (len(self.paths), 3, *self.size)
+                    and arr.dtype == np.uint8):
                 self.data = torch.from_numpy(arr)
                 return
         arr = np.empty((len(self.paths), 3, *self.size), dtype=np.uint8)
@@ -89,11 +97,18 @@ class ImageStore:
             if progress is not None:
                 progress(i + 1, len(self.paths))
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, arr)
-            os.replace(tmp, cache)
+            with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+                np.save(f, arr)
         self.data = torch.from_numpy(arr)
+
+    def cache_file(self, cache_dir: Path) -> Path:
+        """The decoded images' cache file: keyed by the paths, each file's size and
+        modification time, and the input size (a changed image is decoded again)."""
+        h = hashlib.sha256(f"{self.size}".encode())
+        for p in self.paths:
+            st = os.stat(p)
+            h.update(f"\n{p}\t{st.st_size}\t{st.st_mtime_ns}".encode())
+        return Path(cache_dir) / f"images-{self.size[0]}x{self.size[1]}-{h.hexdigest()[:16]}.npy"
 
     def __len__(self) -> int:
         return len(self.paths)

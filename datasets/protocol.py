@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from . import get_dataset_info
+from .atomic import atomic_write_bytes
 from .base import DatasetError, Record, ReidDataset
 from .seeds import trial_rng
 
@@ -151,12 +152,21 @@ def manifest_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue().encode()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def data_fingerprint(ds: ReidDataset) -> str:
+    """Short sha256 of what a manifest is drawn from: every image's path (relative to the
+    dataset root), identity, camera and file size, the released split and the test sets.
+    Another copy of the same data has the same fingerprint; changed data does not, so a
+    manifest (and every result keyed by it) is never reused across data that differ."""
+    root = Path(ds.root)
+
+    def recs(records) -> list:
+        return [(os.path.relpath(r.path, root), int(r.pid), int(r.camid),
+                 os.stat(r.path).st_size) for r in records]
+
+    blob = {"images": sorted(recs(ds.images)),
+            "split": {k: sorted(recs(v)) for k, v in (ds.split or {}).items()},
+            "test_sets": [[int(p) for p in t] for t in ds.test_sets or []]}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def manifest_path(manifest_dir: Path, params: dict) -> Path:
@@ -173,7 +183,7 @@ def get_manifest(ds: ReidDataset, *, trial: int, seed: int, manifest_dir: Path,
     ``write=False`` builds a missing one without saving it (read-only runs)."""
     opt = options.resolved(ds.name)
     params = {"version": MANIFEST_VERSION, "dataset": ds.name, "seed": seed, "trial": trial,
-              **asdict(opt), "seen_rates": list(opt.seen_rates)}
+              **asdict(opt), "seen_rates": list(opt.seen_rates), "data": data_fingerprint(ds)}
     if opt.protocol == "authors":
         if authors_lists is None:
             raise DatasetError("--protocol authors needs --authors-lists DIR (a folder like "
@@ -184,7 +194,11 @@ def get_manifest(ds: ReidDataset, *, trial: int, seed: int, manifest_dir: Path,
     csv_path = manifest_path(manifest_dir, params)
     meta_path = csv_path.with_suffix(".json")
     if csv_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DatasetError(f"manifest record {meta_path} is unreadable ({type(e).__name__}): "
+                               f"delete it and {csv_path.name} to rebuild them") from None
         if meta.get("params") == params:
             data = csv_path.read_bytes()
             if hashlib.sha256(data).hexdigest() != meta["sha256"]:

@@ -29,10 +29,13 @@ def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
     base = find_first_dir([top / "VIPeR", top], "viper", LAYOUT)
     cams = [list_images(require_dir(base / c, "viper", LAYOUT)) for c in ("cam_a", "cam_b")]
     if len(cams[0]) != len(cams[1]) or not cams[0]:
+        nums = [{p.name.split("_")[0]: p.name for p in c} for c in cams]
+        alone = sorted({*nums[0].values(), *nums[1].values()}
+                       - {nums[k][n] for k in (0, 1) for n in nums[0].keys() & nums[1].keys()})
         raise DatasetError(
             f"viper: cam_a has {len(cams[0])} images and cam_b {len(cams[1])} under {base}; "
             "expected one image per person in each camera (632 each in the full dataset)"
-        )
+            + (f"; without a partner: {', '.join(alone[:5])}" if alone else ""))
     images = []
     for pid, (a, b) in enumerate(zip(*cams)):
         if a.name.split("_")[0] != b.name.split("_")[0]:

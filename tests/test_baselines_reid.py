@@ -111,25 +111,25 @@ def test_rain_steps_touch_only_their_own_parameters(synth):
     assert set(gen) == {"id", "tri", "adv_df", "total"} and set(disc) == {"d_f"}
 
     ec0, df0 = snapshot(ec), snapshot(d_f)
-    opts.model.zero_grad(set_to_none=True)
+    opts["model"].zero_grad(set_to_none=True)
     gen["total"].backward()
     assert all(p.grad is None for p in d_f.parameters())  # D_F frozen for the E/C loss
-    opts.model.step()
+    opts["model"].step()
     assert same(snapshot(d_f), df0) and not same(snapshot(ec), ec0)
 
     ec1 = snapshot(ec)
-    opts.model.zero_grad(set_to_none=True)
-    opts.d_f.zero_grad(set_to_none=True)
+    opts["model"].zero_grad(set_to_none=True)
+    opts["d_f"].zero_grad(set_to_none=True)
     disc["d_f"].backward()
     assert all(p.grad is None for p in ec.parameters())  # D_F sees detached features
-    opts.d_f.step()
+    opts["d_f"].step()
     assert same(snapshot(ec), ec1) and not same(snapshot(d_f), df0)
 
     # the full step moves both, and the discriminator uses its own optimiser settings
     ec2, df2 = snapshot(ec), snapshot(d_f)
     task.train_step(a_batch(data, 3, 4))
     assert not same(snapshot(ec), ec2) and not same(snapshot(d_f), df2)
-    assert opts.d_f.param_groups[0]["lr"] == task.config.disc_optim.lr
+    assert opts["d_f"].param_groups[0]["lr"] == task.config.disc_optim.lr
 
 
 def test_bicubic_shares_the_hr_only_model_and_upsamples_queries_bicubically(synth, tmp_path):

@@ -53,7 +53,7 @@ def test_trains_on_real_data_with_finite_losses_and_declared_outputs(name, small
     method = create_method(name)  # through the registry, as run_all does
     assert method.produces_images and method.query_upsampling == "bilinear"
     cfg = make_config("smoke", method.preset, num_classes=small_viper.num_classes,
-                      **method.config_overrides)
+                      **method.task_cls.config_overrides)
     assert cfg.method == name
     task = method.make_task(cfg, "cpu")
     hist = train(task, small_viper, epochs=2, ids_per_batch=4, instances_per_id=4, seed=3,

@@ -119,13 +119,13 @@ def test_two_process_data_parallel_equals_one_process_on_the_same_global_batch(s
         task.model.train()
         outs = [cadnet_losses(task.model, h, task.config) for h in halves]
         opts = task.optimizers
-        opts.model.zero_grad(set_to_none=True)
+        opts["model"].zero_grad(set_to_none=True)
         sum(g["total"] for g, _ in outs).div(2).backward()
-        opts.model.step()
+        opts["model"].step()
         for key in ("d_f", "d_i"):
-            getattr(opts, key).zero_grad(set_to_none=True)
+            opts[key].zero_grad(set_to_none=True)
             sum(d[key] for _, d in outs).div(2).backward()
-            getattr(opts, key).step()
+            opts[key].step()
         return {k: v.detach() for k, v in outs[0][0].items()}
 
     task.train_step = micro_step
