@@ -9,16 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from baselines.lomo_xqda import (
-    LomoParams,
-    LomoXqdaMethod,
-    _window_starts,
-    lomo,
-    lomo_dim,
-    select_training_rows,
-    siltp,
-    xqda,
-)
+from baselines.lomo import LomoParams, _window_starts, lomo, lomo_dim, siltp
+from baselines.lomo_xqda import LomoXqdaMethod, select_training_rows, xqda
 
 HSV_DIM = 40 * 512  # 128 x 48: 24 + 11 + 5 window rows, 8 x 8 x 8 joint bins
 SILTP_DIM = 40 * 81  # per radius
