@@ -63,6 +63,10 @@ class HistMethod:
     def feature_dim(self) -> int:
         return self.stripes * 2 * 3 * self.bins
 
+    def config_key(self, run) -> dict:
+        """What the stored results of this method depend on besides the data."""
+        return {"stripes": self.stripes, "bins": self.bins}
+
     def fit(self, **_) -> None:
         """Nothing to learn."""
 

@@ -40,7 +40,7 @@ not fit a small machine's memory; VIPeR and CAVIAR fit whole under the default.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.linalg
@@ -230,6 +230,11 @@ class LomoXqdaMethod:
     @property
     def feature_dim(self) -> int | None:
         return None if self.model is None else int(self.model.P.shape[1])
+
+    def config_key(self, run) -> dict:
+        """What the stored results of this method depend on besides the data."""
+        return {"lambda": self.lam, "max_dims": self.max_dims,
+                "max_train_samples": self.max_train_samples, "lomo": asdict(self.params)}
 
     def lomo_features(self, images: torch.Tensor) -> np.ndarray:
         x = images.detach().to("cpu", torch.float64).numpy()

@@ -143,7 +143,9 @@ def resolve_datasets(arg: str | None, data_root: Path | None) -> list[str]:
                              f"{', '.join(known_datasets())}")
         for n in names:
             if n in folders and not (root / folders[n]).is_dir():
-                load_dataset(n, root)  # raises the reader's error: the folder and its layout
+                load_dataset(n, root)  # the reader's own error: the folder and its layout
+                raise UsageError(f"dataset {n}: folder {root / folders[n]} not found "
+                                 f"(--data-root {root}); see README 'Where to put the data'")
         return names
     found = [n for n, folder in folders.items() if (root / folder).is_dir()]
     if not found and data_root is not None:

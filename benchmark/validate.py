@@ -36,7 +36,10 @@ from datasets.seeds import validation_rng
 COLUMNS = ["dataset", "trial", "seed", "val_ids", "train_ids", "method", "profile", "model_lr",
            "overrides",
            "epochs", "steps", "val_rank1_seen", "val_rank1_unseen", "val_rank1_hr",
-           "final_id", "final_tri", "minutes", "protocol", "pretrained", "git_commit", "device"]
+           "val_psnr_recovered", "val_psnr_input", "val_ssim_recovered", "val_ssim_input",
+           "val_rgb_recovered", "val_rgb_hr",
+           "final_id", "final_tri", "final_rec", "minutes", "protocol", "pretrained",
+           "backbone", "git_commit", "device"]
 
 
 def validation_split(train_rows: pd.DataFrame, val_ids: int, seed: int, lr_camera: int
@@ -134,6 +137,38 @@ def rank1(method, store, manifest, query, gallery, rates, draws: int) -> float:
     return sum(out) / len(out)
 
 
+@torch.inference_mode()
+def recovery(method, store, manifest, query, rates) -> dict:
+    """For a method that recovers HR images: PSNR / SSIM of its recovered validation queries
+    and of their bilinear LR input against the HR originals (each query at one rate of
+    ``rates``, drawn as :func:`rank1`'s first draw), and the mean R/G/B of the recovered
+    images and of the originals (a colour cast shows there). NaN for other methods."""
+    from datasets.loader import make_lr
+    from datasets.seeds import validation_draw_seed
+
+    from .metrics.quality import image_quality
+
+    if not method.produces_images:
+        return {k: math.nan for k in ("val_psnr_recovered", "val_psnr_input",
+                                      "val_ssim_recovered", "val_ssim_input")} | {
+            "val_rgb_recovered": "", "val_rgb_hr": ""}
+    hr = store.batch(store.indices(manifest.abspaths(query)))
+    g = torch.Generator().manual_seed(validation_draw_seed(0))
+    r = torch.tensor(rates, dtype=torch.float64)[torch.randint(len(rates), (len(query),),
+                                                               generator=g)]
+    lr = make_lr(hr, r, "bilinear", method.query_upsampling)
+    rec = method.recover(lr).clamp(0, 1)
+    q_rec = image_quality(rec, hr, lpips=False)
+    q_in = image_quality(lr.float().clamp(0, 1), hr, lpips=False)
+
+    def rgb(x):
+        return "/".join(f"{v:.3f}" for v in x.float().mean((0, 2, 3)).tolist())
+
+    return {"val_psnr_recovered": q_rec["PSNR"].mean, "val_psnr_input": q_in["PSNR"].mean,
+            "val_ssim_recovered": q_rec["SSIM"].mean, "val_ssim_input": q_in["SSIM"].mean,
+            "val_rgb_recovered": rgb(rec), "val_rgb_hr": rgb(hr)}
+
+
 def run(args) -> list[dict]:
     from datasets import load_dataset
     from datasets.loader import ImageStore
@@ -187,10 +222,13 @@ def run(args) -> list[dict]:
                        "val_rank1_unseen": rank1(m, store, manifest, query, gallery,
                                                  (opt.unseen_rate,), 1),
                        "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
+                       **recovery(m, store, manifest, query, tuple(cfg.lr_rates)),
                        "final_id": hist[-1].get("id", math.nan),
                        "final_tri": hist[-1].get("tri", math.nan),
+                       "final_rec": hist[-1].get("rec", math.nan),
                        "minutes": (time.perf_counter() - t0) / 60,
                        "protocol": opt.protocol, "pretrained": cfg.pretrained,
+                       "backbone": cfg.backbone,
                        **{k: prov[k] for k in ("git_commit", "device")}}
                 print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in row.items()), flush=True)

@@ -52,7 +52,7 @@ def test_list_datasets_reports_viper(viper_root):
 
 @pytest.mark.parametrize("args, message", [
     (["--table", "1", "--datasets", "msmt17"], "unknown dataset(s) msmt17; known: market1501"),
-    (["--table", "1", "--datasets", "viper", "--methods", "nope"], "unknown method(s) nope; known: hist"),
+    (["--table", "1", "--datasets", "viper", "--methods", "nope"], "unknown method(s) nope; known: cadnet"),
     (["--table", "1", "--protocol", "authors"], "--protocol authors needs --authors-lists"),
     (["--table", "1", "--datasets", "market1501"], "expected layout:"),
 ])

@@ -43,7 +43,7 @@ def test_run_smoke_writes_a_row(viper_root, tmp_path, capsys):
     assert (t.protocol == "paper").all() and (t.pretrained == "none").all()
     assert t.git_commit.notna().all() and t.device.str.startswith("cpu").all()
     old = out / "validation.csv"  # a file with other columns is not appended to
-    old.write_text(old.read_text().replace(",protocol,pretrained,git_commit,device", ""))
+    old.write_text(old.read_text().replace(",protocol,pretrained,backbone,git_commit,device", ""))
     assert validate.main(["--data-root", str(viper_root), "--profile", "smoke", "--epochs", "1",
                           "--threads", "1", "--cache", str(tmp_path / "c"),
                           "--out", str(out)]) == 2
@@ -91,3 +91,46 @@ def test_scoring_one_run_at_two_lengths_equals_a_plain_run_of_that_length(viper_
     cols = ["val_rank1_seen", "val_rank1_unseen", "val_rank1_hr", "final_id", "final_tri"]
     assert both.iloc[1][cols].tolist() == two.iloc[0][cols].tolist()
     assert both.iloc[0].final_id != both.iloc[1].final_id  # the second row trained on
+
+
+def test_recovery_scores_recovered_images_against_their_bilinear_input(viper_root, tmp_path):
+    """A 'recovery' that returns its input scores exactly the input's PSNR / SSIM and colour;
+    one that returns the HR original scores infinite PSNR; a method without images: NaN."""
+    import math
+
+    import torch
+
+    from datasets import load_dataset
+    from datasets.loader import ImageStore
+    from datasets.protocol import get_manifest
+
+    ds = load_dataset("viper", viper_root)
+    ds.images = [r for r in ds.images if r.pid < 12]
+    m = get_manifest(ds, trial=0, seed=0, manifest_dir=tmp_path)
+    query = m.rows("train")
+    query = query[(query.rate == 1) & (query.camid == 0)]
+    store = ImageStore(m.abspaths(query), (64, 32))
+
+    class Identity:
+        produces_images, query_upsampling = True, "bilinear"
+
+        def recover(self, x):
+            return x
+
+    r = validate.recovery(Identity(), store, m, query, (2, 3, 4))
+    assert r["val_psnr_recovered"] == r["val_psnr_input"] and 15 < r["val_psnr_input"] < 40
+    assert r["val_ssim_recovered"] == r["val_ssim_input"] < 1
+    hr = store.batch(store.indices(m.abspaths(query)))
+    assert r["val_rgb_hr"] == "/".join(f"{v:.3f}" for v in hr.mean((0, 2, 3)).tolist())
+
+    class Oracle(Identity):
+        def recover(self, x):
+            return hr
+
+    assert math.isinf(validate.recovery(Oracle(), store, m, query, (2,))["val_psnr_recovered"])
+
+    class NoImages:
+        produces_images = False
+
+    assert math.isnan(validate.recovery(NoImages(), store, m, query, (2,))["val_psnr_input"])
+    assert torch.isfinite(hr).all()
