@@ -146,7 +146,8 @@ def _fake_weights_module(monkeypatch, loader):
         pass
 
     mod.WeightsUnavailable = WeightsUnavailable
-    mod.load_torchvision_state_dict = loader
+    mod.load_torchvision_checkpoint = lambda arch: (loader(arch), types.SimpleNamespace(
+        filename=f"{arch}-fake.pth", sha256=f"sha256 of {arch}"))
     monkeypatch.setitem(sys.modules, "benchmark.weights", mod)
     return mod
 
