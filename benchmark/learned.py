@@ -90,6 +90,7 @@ class LearnedMethod:
         self.name = name or self.name
         self.model = None
         self.init = None
+        self.init_weights = None  # {"file", "sha256"} of the backbone init, None if random
         self.history: list[dict] = []
         self.reused = False
 
@@ -133,6 +134,7 @@ class LearnedMethod:
                "model_code_version": MODEL_CODE_VERSION, **self._code_version()}
         task = self.make_task(config, cfg.device)
         self.model, self.init = task.model, task.model.init
+        self.init_weights = getattr(task.model, "init_weights", None)
         if cfg.extra.get("compile"):
             compile_networks(task.model)
         final, key_file, ckpt = folder / "model.pt", folder / "key.json", folder / "checkpoint.pt"

@@ -193,8 +193,10 @@ def _evaluate(cfg: RunConfig, dataset: str, method_name: str, trial: int, manife
     method = fit_method(method_name, manifest, store, cfg)
     res = evaluate_method(method, manifest, store, lr_method=cfg.lr_method,
                           single_shot=cfg.protocol == "paper", seed=cfg.seed + trial)
+    weights = getattr(method, "init_weights", None) or {}
     rows = [{"dataset": dataset, "method": method_name, "trial": trial,
-             "init": getattr(method, "init", cfg.pretrained), **r} for r in res]
+             "init": getattr(method, "init", cfg.pretrained), "init_file": weights.get("file"),
+             "init_sha256": weights.get("sha256"), **r} for r in res]
     console.print(f"{dataset} trial {trial} {method_name}: "
                   + ", ".join(f"{r['testset']} R1 {r['rank1']:.1f}" for r in rows)
                   + f" ({time.perf_counter() - t0:.1f}s)")

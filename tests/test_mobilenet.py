@@ -185,6 +185,50 @@ def test_pinned_layout_round_trip_and_strictness():
 # ---- loading, records, rows -------------------------------------------------------------------
 
 
+def test_models_load_the_pinned_file_and_record_it(made_pinned, hub):
+    spec, data, tv = made_pinned
+    hub.mkdir(parents=True)
+    (hub / spec.filename).write_bytes(data)
+    record = {"file": spec.filename, "sha256": spec.sha256}
+    cad = build_model(make_config("smoke", "cadnet", num_classes=5, pretrained="imagenet",
+                                  **MOBILE))
+    assert cad.init == "imagenet" and cad.init_weights == record
+    ref = tv.features.state_dict()
+    for trunk in (cad.encoder.trunk, cad.hr_encoder.trunk):
+        for k in ("0.0.weight", "5.conv.1.1.running_var", "18.1.bias"):
+            assert torch.equal(trunk.features.state_dict()[k], ref[k])
+    from baselines.reid import LR_AUG, ReIDNet
+
+    reid = ReIDNet(make_config("smoke", LR_AUG, num_classes=5, pretrained="imagenet",
+                               **MOBILE))
+    assert reid.init_weights == record
+    assert torch.equal(reid.encoder.trunk.features[3].conv[2].weight,
+                       ref["3.conv.2.weight"])
+    assert ReIDNet(make_config("smoke", LR_AUG, num_classes=5, **MOBILE)).init_weights is None
+
+
+def test_result_rows_record_the_weights_file(made_pinned, hub, tmp_path, monkeypatch):
+    from functools import partial
+
+    from benchmark import profiles, runner
+    from datasets import load_dataset
+
+    spec, data, _ = made_pinned
+    hub.mkdir(parents=True)
+    (hub / spec.filename).write_bytes(data)
+    monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(
+        profiles.PROFILES["smoke"], epochs=1, **MOBILE))
+    monkeypatch.setattr(runner, "load_dataset", partial(load_dataset, num_ids=16))
+    cfg = runner.RunConfig(datasets=["synthetic"], methods=["hr-only", "hist"],
+                           data_root=tmp_path, out=tmp_path / "out", profile="smoke",
+                           input_size=(64, 32), trials=1, pretrained="imagenet")
+    frame = runner.run_methods(cfg).set_index("method")
+    assert set(frame.loc["hr-only", "init"]) == {"imagenet"}
+    assert set(frame.loc["hr-only", "init_file"]) == {spec.filename}
+    assert set(frame.loc["hr-only", "init_sha256"]) == {spec.sha256}
+    assert frame.loc["hist", "init_file"].isna().all()  # not learned: no weights
+
+
 # ---- missing, corrupt, fetch ------------------------------------------------------------------
 
 
@@ -250,6 +294,7 @@ def test_fetch_command_extracts_verifies_and_writes_the_member(made_pinned, hub,
     assert len(calls) == 2 and (hub / spec.filename).read_bytes() == data
     ref = tv.features.state_dict()["0.0.weight"]
     assert torch.equal(cad.encoder.trunk.features[0][0].weight, ref)
+    assert cad.init_weights == {"file": spec.filename, "sha256": spec.sha256}
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
