@@ -104,6 +104,7 @@ class CSRGANModel(nn.Module):
                                             for _ in self.levels)
         self.reid = ReIDNet(config, num_classes)
         self.init = self.reid.init
+        self.init_weights = self.reid.init_weights
         self.feature_dim = self.descriptor_dim = self.reid.feature_dim
 
     def generator_parameters(self):

@@ -89,6 +89,7 @@ class CycleGANModel(nn.Module):
         self.d_lr = PatchDiscriminator(config.di_width)
         self.reid = ReIDNet(config, num_classes)
         self.init = self.reid.init
+        self.init_weights = self.reid.init_weights
         self.feature_dim = self.descriptor_dim = self.reid.feature_dim
 
     def sr_parameters(self):

@@ -75,8 +75,9 @@ class ReIDNet(nn.Module):
         self.feature_hw = (H // stride, W // stride)
         self.classifier = Classifier(d, num_classes, config.bn_neck)
         self.init = "random"
+        self.init_weights: dict[str, str] | None = None  # {"file", "sha256"} of E's init
         if config.pretrained == "imagenet":
-            load_imagenet(self.encoder.trunk, arch, width)
+            self.init_weights = load_imagenet(self.encoder.trunk, arch, width)
             self.init = "imagenet"
         self.init_record = {"E": self.init, "C": "random"}
 

@@ -71,6 +71,7 @@ class SINGModel(nn.Module):
                                  for s in self.scales})
         self.reid = ReIDNet(config, num_classes)
         self.init = self.reid.init
+        self.init_weights = self.reid.init_weights
         self.feature_dim = self.descriptor_dim = len(self.scales) * self.reid.feature_dim
 
     @property

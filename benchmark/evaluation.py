@@ -116,8 +116,11 @@ class ResultMeasure:
         res = evaluate_method(method, trial.manifest, trial.store, lr_method=run.lr_method,
                               single_shot=run.protocol == "paper",
                               seed=evaluation_seed(run.seed, trial.trial))
+        weights = getattr(method, "init_weights", None) or {}
         rows = [{"dataset": trial.dataset, "method": name, "trial": trial.trial,
-                 "init": getattr(method, "init", run.pretrained), **r} for r in res]
+                 "init": getattr(method, "init", run.pretrained),
+                 "init_file": weights.get("file"), "init_sha256": weights.get("sha256"), **r}
+                for r in res]
         Console(stderr=True).print(
             f"{trial.dataset} trial {trial.trial} {name}: "
             + ", ".join(f"{r['testset']} R1 {r['rank1']:.1f}" for r in rows)

@@ -77,6 +77,7 @@ class LearnedMethod:
         self.preset = preset if preset is not None else task_cls.preset
         self.model = None
         self.init = None
+        self.init_weights = None  # {"file", "sha256"} of the backbone init, None if random
         self.history: list[dict] = []
         self.reused = False
 
@@ -138,6 +139,7 @@ class LearnedMethod:
                "model_code_version": MODEL_CODE_VERSION, **self._code_version()}
         task = self.make_task(config, run.device, run.sync_bn)
         self.model, self.init = task.model, task.model.init
+        self.init_weights = getattr(task.model, "init_weights", None)
         if run.compile:
             task.compile()
         final, key_file, ckpt = folder / "model.pt", folder / "key.json", folder / "checkpoint.pt"

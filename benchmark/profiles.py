@@ -64,7 +64,7 @@ class Profile:
     """How big a run is. See the module docstring for the three built-in profiles."""
 
     name: str
-    backbone: str  # E and F trunk: resnet50 | resnet18 | tiny (see models/backbones.py)
+    backbone: str  # E and F trunk: resnet50 | resnet18 | mobilenetv2 | tiny (models/backbones.py)
     backbone_width: int = 64  # 64 = torchvision widths (needed for ImageNet weights)
     last_stride: int = 2
     input_size: tuple[int, int] = (256, 128)  # (H, W)

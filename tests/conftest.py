@@ -17,6 +17,9 @@ import pytest
 # Idle OpenMP threads sleep instead of spinning: on a 2-core machine shared with subprocesses
 # (the CLI tests, the 2-process DDP test) spinning threads slow torch down many times over.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Tests never fetch weight files: a model needing an absent pinned file fails with
+# WeightsUnavailable instead of running pip (benchmark.weights.pinned_checkpoint).
+os.environ.setdefault("MLR_BENCH_NO_FETCH", "1")
 import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

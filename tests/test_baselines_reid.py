@@ -182,6 +182,7 @@ def test_run_methods_trains_hr_only_once_and_bicubic_reuses_it(tmp_path, monkeyp
     assert set(frame["method"]) == {"hr-only", "bicubic"}
     assert frame[["rank1", "mAP"]].notna().all().all()
     assert set(frame["init"]) == {"random"}
+    assert frame["init_file"].isna().all() and frame["init_sha256"].isna().all()
 
 
 def test_stored_only_fit_trains_nothing_and_loads_a_cached_model(tmp_path, monkeypatch):

@@ -135,7 +135,7 @@ def test_channels_last_forward_backward():
 
 def test_init_random_recorded():
     model = _model("smoke")
-    assert model.init == "random"
+    assert model.init == "random" and model.init_weights is None
     assert model.init_record["E"] == "random" and model.init_record["D_I"] == "random"
 
 
@@ -146,7 +146,8 @@ def _fake_weights_module(monkeypatch, loader):
         pass
 
     mod.WeightsUnavailable = WeightsUnavailable
-    mod.load_torchvision_state_dict = loader
+    mod.load_torchvision_checkpoint = lambda arch: (loader(arch), types.SimpleNamespace(
+        filename=f"{arch}-fake.pth", sha256=f"sha256 of {arch}"))
     monkeypatch.setitem(sys.modules, "benchmark.weights", mod)
     return mod
 
@@ -167,6 +168,8 @@ def test_imagenet_init_loads_torchvision_state(monkeypatch):
     model = build_model(cfg)
     assert model.init == "imagenet" and model.init_record["F"] == "imagenet"
     assert model.init_record["D_I"] == "random"  # paper: D_I randomly initialised
+    assert model.init_weights == {"file": "resnet18-fake.pth", "sha256": "sha256 of resnet18"}
+    assert model.image_discriminator.init_weights is None
     assert calls == ["resnet18", "resnet18"]
     for trunk in (model.encoder.trunk, model.hr_encoder.trunk):
         torch.testing.assert_close(trunk.layer3[0].conv1.weight, ref["resnet18"]["layer3.0.conv1.weight"])
@@ -181,6 +184,7 @@ def test_authors_code_image_discriminator_from_imagenet(monkeypatch):
     cfg = make_config("cpu", "authors-code", num_classes=5, pretrained="imagenet", di_width=64)
     model = build_model(cfg)
     assert model.init_record["D_I"] == "imagenet"
+    assert model.image_discriminator.init_weights["file"] == "resnet18-fake.pth"
     torch.testing.assert_close(model.image_discriminator.trunk.conv1.weight, ref["conv1.weight"])
     with pytest.raises(ValueError, match="di_width=64"):
         build_model(make_config("cpu", "authors-code", num_classes=5, pretrained="imagenet"))

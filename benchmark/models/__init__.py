@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .backbones import ARCHS, ResNetTrunk, build_trunk, load_imagenet
+from .backbones import ARCHS, MobileNetV2Trunk, ResNetTrunk, build_trunk, load_imagenet
 from .cadnet import (
     CADNet,
     CADNetOutput,
@@ -53,8 +53,9 @@ def build_model(config, num_classes: int | None = None, name: str = "cadnet") ->
     """Build model ``name`` (default CAD-Net) from a :class:`~benchmark.profiles.CADNetConfig`.
 
     ``num_classes`` defaults to ``config.num_classes``. With ``config.pretrained ==
-    "imagenet"`` the ResNet trunks load torchvision ImageNet weights through
-    ``benchmark.weights``; a missing file raises ``benchmark.weights.WeightsUnavailable``.
+    "imagenet"`` the trunks load ImageNet weights through ``benchmark.weights`` (torchvision's
+    for the ResNets, the pinned file for ``mobilenetv2``); a missing file raises
+    ``benchmark.weights.WeightsUnavailable``.
     """
     try:
         ctor = _MODELS[name]
@@ -74,6 +75,7 @@ __all__ = [
     "HRDecoder",
     "HREncoder",
     "ImageDiscriminator",
+    "MobileNetV2Trunk",
     "ResNetTrunk",
     "TsaiFeatureDiscriminator",
     "build_feature_discriminator",

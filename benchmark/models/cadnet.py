@@ -135,8 +135,10 @@ class CADNet(nn.Module):
     Submodules (paper names): ``encoder`` E, ``decoder`` G, ``hr_encoder`` F (None in
     feature_mode "f"), ``classifier`` C, ``feature_discriminator`` D_F,
     ``image_discriminator`` D_I. ``init`` is "imagenet" or "random" (E and F);
-    ``init_record`` gives it per component. ``feature_dim`` is d, ``embedding_dim`` the size
-    of u, ``feature_hw`` (h, w).
+    ``init_record`` gives it per component; ``init_weights`` is ``{"file": ...,
+    "sha256": ...}`` of the checkpoint E and F were initialised from (None for random init;
+    D_I's, if any, is ``image_discriminator.init_weights``). ``feature_dim`` is d,
+    ``embedding_dim`` the size of u, ``feature_hw`` (h, w).
     """
 
     def __init__(self, config: CADNetConfig, num_classes: int | None = None) -> None:
@@ -171,8 +173,9 @@ class CADNet(nn.Module):
                                                       imagenet=want_di_imagenet)
 
         self.init = "random"
+        self.init_weights: dict[str, str] | None = None
         if config.pretrained == "imagenet":
-            load_imagenet(self.encoder.trunk, arch, width)
+            self.init_weights = load_imagenet(self.encoder.trunk, arch, width)
             if self.hr_encoder is not None:
                 load_imagenet(self.hr_encoder.trunk, arch, width)
             self.init = "imagenet"

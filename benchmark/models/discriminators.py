@@ -83,12 +83,13 @@ class ImageDiscriminator(nn.Module):
         super().__init__()
         self.trunk = build_trunk("resnet18", width=width, last_stride=2)
         self.init = "random"
+        self.init_weights: dict[str, str] | None = None  # {"file", "sha256"} when ImageNet
         if imagenet:
             if width != 64:
                 raise ValueError(
                     f"D_I ImageNet init (di_imagenet, authors-code preset) needs di_width=64, "
                     f"got {width}: set di_width=64 or di_imagenet=False")
-            load_imagenet(self.trunk, "resnet18", width)
+            self.init_weights = load_imagenet(self.trunk, "resnet18", width)
             self.init = "imagenet"
         self.fc = nn.Linear(self.trunk.out_channels, 1)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
