@@ -54,6 +54,7 @@ from torch.nn import functional as F
 
 from benchmark.losses import identity_loss, triplet_loss
 from benchmark.models import make_optimizer
+from benchmark.models.decoder import clamp01, scale_grad
 from benchmark.tasks import Task
 from datasets.loader import make_lr
 
@@ -62,31 +63,12 @@ from datasets.loader import make_lr
 
 
 #: weight of the re-ID loss's gradient where it enters an SR network (sing, csrgan); the
-#: re-ID network itself gets the full gradient. See :func:`scale_grad`.
+#: re-ID network itself gets the full gradient (:func:`scale_grad`). The SR parameters so
+#: minimise ``lambda_rec * L_pixel + scale * L_reid`` while the re-ID network minimises
+#: ``L_reid``. Why not 1: the input gradients of a randomly initialised re-ID network are
+#: large and not yet meaningful, and at full weight they wreck the SR outputs (measured for
+#: 1, 0.1 and 0.01: ``results/reference/cpu-viper/NOTES.md``).
 REID_GRAD_TO_SR = 0.01
-
-
-def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """``x`` in the forward pass; its gradient multiplied by ``scale`` in the backward pass.
-
-    Used between an SR network and the re-ID network trained jointly on its output, so the
-    SR parameters minimise ``lambda_rec * L_pixel + scale * L_reid`` while the re-ID
-    network minimises ``L_reid``. Why not 1: the input gradients of a randomly initialised
-    re-ID network are large and not yet meaningful, and at full weight they wreck the SR
-    outputs (measured for 1, 0.1 and 0.01: ``results/reference/cpu-viper/NOTES.md``,
-    "Design measurements behind the code").
-    """
-    if scale == 1:
-        return x
-    d = x.detach()
-    return d + scale * (x - d)
-
-
-def clamp01(y: torch.Tensor) -> torch.Tensor:
-    """``y`` clamped to [0, 1] in the forward pass, with the identity's gradient (straight
-    through): a pixel pushed out of range still gets the pixel loss's gradient back, instead
-    of the zero gradient of a hard clamp that leaves it stuck at 0 or 1."""
-    return y + (y.clamp(0, 1) - y).detach()
 
 
 class SRCNN(nn.Module):

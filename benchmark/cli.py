@@ -23,11 +23,16 @@ from .config import CacheMode, RunConfig  # noqa: E402
 
 console = Console(stderr=True)
 
-PROFILES = ("paper", "cpu", "smoke")
 
 
 class UsageError(MLRBenchError):
     """Bad or contradictory arguments."""
+
+
+def profile_names():
+    from .profiles import PROFILES
+
+    return PROFILES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,9 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--authors-lists", type=Path,
                    help="folder of the authors' lists (one subfolder per dataset); needed by "
                    "--protocol authors")
-    p.add_argument("--profile", choices=PROFILES,
-                   help="paper (GPU), cpu (2-core machine) or smoke (seconds, for tests); "
-                   "default: paper with CUDA, cpu without")
+    p.add_argument("--profile", choices=list(profile_names()),
+                   help="paper (GPU), cpu (2-core machine: MobileNetV2 from ImageNet), "
+                   "cpu-scratch (the ResNet-18 from-scratch cpu profile of the earlier "
+                   "reference results) or smoke (seconds, for tests); default: paper with "
+                   "CUDA, cpu without")
     p.add_argument("--pretrained", choices=["imagenet", "none"],
                    help="backbone init (default: imagenet for the paper profile, none otherwise)")
     p.add_argument("--seed", type=bounded_int("--seed", 0, MAX_SEED), default=0,

@@ -107,6 +107,8 @@ class Method:
     lambda_adv_di: float = 1.0
     triplet_margin: float = 2.0
     triplet_normalize: bool = False  # L2-normalise the embedding before the triplet loss
+    reid_grad_to_g: float = 1.0  # scale of L_cls's gradient into G through F (1: the paper)
+    decoder_residual: bool = False  # G adds a zero-initialised correction to its input
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
     pixel_std: tuple[float, float, float] = IMAGENET_STD
     bn_neck: bool = False
@@ -122,8 +124,10 @@ class Method:
     description: str = ""
 
 
-#: optimiser fields left out of :meth:`CADNetConfig.to_dict` when unset
-OPTIONAL_OPTIMS = ("di_optim", "gen_optim")
+#: fields left out of :meth:`CADNetConfig.to_dict` at these values (configs that do not use
+#: them keep the dict, and so the cache keys, they had before the fields existed)
+OMITTED_AT = {"di_optim": None, "gen_optim": None, "reid_grad_to_g": 1.0,
+              "decoder_residual": False}
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,9 @@ class CADNetConfig:
     #: optimiser of a baseline's SR/translation networks (``sr_parameters()``); None: they
     #: are updated with ``model_optim`` together with the re-ID network
     gen_optim: OptimSpec | None = None
+    #: CAD-Net's loss balance beyond the lambdas (see the Method fields of the same names)
+    reid_grad_to_g: float = 1.0
+    decoder_residual: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -219,7 +226,7 @@ class CADNetConfig:
         # optional optimisers only where set: configs that do not use them keep the dict,
         # and so the cache keys, they had before the fields existed
         return {f.name: conv(getattr(self, f.name)) for f in fields(self)
-                if not (f.name in OPTIONAL_OPTIMS and getattr(self, f.name) is None)}
+                if not (f.name in OMITTED_AT and getattr(self, f.name) == OMITTED_AT[f.name])}
 
     @property
     def image_disc_optim(self) -> OptimSpec:
@@ -247,6 +254,21 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="cpu",
+            backbone="mobilenetv2",
+            input_size=(128, 64),
+            epochs=25,
+            pretrained="imagenet",
+            decoder_width=16,
+            df_width=32,
+            di_width=16,
+            disc_optim=OptimSpec("adam", lr=1e-4, momentum=0.0, weight_decay=0.0,
+                                 betas=(0.9, 0.99)),
+            description="MobileNetV2 E and F from ImageNet (the pinned file: "
+            "benchmark.weights) at 128x64, narrow G/D, Adam 1e-4 for D_F; 25 epochs x 20 "
+            "steps on real MLR-VIPeR",
+        ),
+        Profile(
+            name="cpu-scratch",
             backbone="resnet18",
             input_size=(128, 64),
             epochs=25,
@@ -256,7 +278,7 @@ PROFILES: dict[str, Profile] = {
             di_width=16,
             disc_optim=OptimSpec("adam", lr=1e-4, momentum=0.0, weight_decay=0.0,
                                  betas=(0.9, 0.99)),
-            description="ResNet-18 at 128x64, random init, narrow G/D, Adam 1e-4 for D_F/D_I; "
+            description="the cpu profile before ImageNet weights could be had offline: ResNet-18 at 128x64, random init, narrow G/D, Adam 1e-4 for D_F/D_I; "
             "25 epochs x 20 steps on real MLR-VIPeR ~ 20-30 min on 2 CPU cores "
             "(2.4-3.8 s/step measured)",
         ),

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from benchmark.profiles import CADNetConfig, OptimSpec
 
 from .backbones import build_trunk, load_imagenet
-from .decoder import HRDecoder
+from .decoder import HRDecoder, scale_grad
 from .discriminators import ImageDiscriminator, build_feature_discriminator
 
 
@@ -160,7 +160,7 @@ class CADNet(nn.Module):
         self.feature_dim = d
         self.feature_hw = (H // stride, W // stride)
         self.decoder = HRDecoder(d, stride, self.encoder.tap_channels, config.decoder_width,
-                                 config.decoder_block)
+                                 config.decoder_block, residual=config.decoder_residual)
         self.hr_encoder = (HREncoder(arch, width, ls, mean, std)
                            if self.feature_mode != "f" else None)
         self.embedding_dim = 2 * d if self.feature_mode == "fg" else d
@@ -209,10 +209,12 @@ class CADNet(nn.Module):
         need_img = recover or need_g
         if need_img:
             f, taps = self.encoder(x)
-            recovered = self.decoder(f, taps)
+            recovered = self.decoder(f, taps, x)
         else:
             f, recovered = self.encoder.features(x), None
-        g = self.hr_encoder(recovered) if need_g else None
+        # L_cls reaches G through F scaled by reid_grad_to_g (1: the paper)
+        g = (self.hr_encoder(scale_grad(recovered, self.config.reid_grad_to_g))
+             if need_g else None)
         out = CADNetOutput(f=f, recovered=recovered, g=g)
         if classify:
             out.embedding, out.logits = self.classifier(self._v_maps(f, g))
@@ -231,7 +233,7 @@ class CADNet(nn.Module):
             f, g = self.encoder.features(x), None
         else:
             f, taps = self.encoder(x)
-            g = self.hr_encoder(self.decoder(f, taps))
+            g = self.hr_encoder(self.decoder(f, taps, x))
         u = Classifier.pool(self._v_maps(f, g))
         return F.normalize(u, dim=1) if self.config.l2_test_features else u
 
@@ -239,7 +241,7 @@ class CADNet(nn.Module):
     def recover(self, x: torch.Tensor) -> torch.Tensor:
         """G(E(x)): recovered HR images in [0, 1]. Call ``model.eval()`` first."""
         f, taps = self.encoder(x)
-        return self.decoder(f, taps)
+        return self.decoder(f, taps, x)
 
     def parameter_counts(self) -> dict[str, int]:
         """Number of parameters per component (paper names) and in total."""

@@ -64,6 +64,20 @@ class DeconvUpBlock(nn.Module):
         return self.body(x)
 
 
+def clamp01(y: torch.Tensor) -> torch.Tensor:
+    """``y`` clamped to [0, 1] in the forward pass, with the identity's gradient (straight
+    through): a pixel pushed out of range still gets its loss's gradient back."""
+    return y + (y.clamp(0, 1) - y).detach()
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x`` in the forward pass; its gradient multiplied by ``scale`` in the backward pass."""
+    if scale == 1:
+        return x
+    d = x.detach()
+    return d + scale * (x - d)
+
+
 _BLOCKS = {"resblock": ResUpBlock, "deconv": DeconvUpBlock}
 
 
@@ -76,6 +90,10 @@ class HRDecoder(nn.Module):
         tap_channels: {stride: channels} of E's skip taps (empty dict: no skips).
         width: base width ``w`` (see module docstring).
         block: "resblock" (paper, Miyato-style) or "deconv" (authors'-code style).
+        residual: the output is ``clamp01(x + tanh(head))`` with ``x`` the input image and
+            the head's last convolution starting at zero, so G starts as the identity on
+            its (bilinearly up-sampled) input and learns a correction; otherwise
+            ``(tanh(head) + 1) / 2`` (the paper).
     """
 
     def __init__(
@@ -85,6 +103,7 @@ class HRDecoder(nn.Module):
         tap_channels: dict[int, int],
         width: int = 64,
         block: str = "resblock",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if block not in _BLOCKS:
@@ -111,8 +130,15 @@ class HRDecoder(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.skip_projections = nn.ModuleList(projections)
         self.head = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, 3, 3, padding=1))
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, f: torch.Tensor, taps: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, f: torch.Tensor, taps: dict[int, torch.Tensor] | None = None,
+                image: torch.Tensor | None = None) -> torch.Tensor:
+        """The recovered image from f and the taps; ``image`` (the input, [0, 1]) is needed
+        by a residual decoder only."""
         x = f
         for skip, proj, stage in zip(self.skip_strides, self.skip_projections, self.stages):
             if skip is not None:
@@ -120,4 +146,8 @@ class HRDecoder(nn.Module):
                     raise ValueError("this decoder was built with skip connections; pass taps")
                 x = torch.cat([x, proj(taps[skip])], dim=1)
             x = stage(x)
+        if self.residual:
+            if image is None:
+                raise ValueError("a residual decoder adds its output to the input: pass image")
+            return clamp01(image + torch.tanh(self.head(x)))
         return (torch.tanh(self.head(x)) + 1) / 2
