@@ -106,7 +106,7 @@ def test_missing_imagenet_weights_are_a_clear_error_not_random_weights(viper_roo
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setattr(torch.hub, "download_url_to_file",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
-    code = main(["--table", "1", "--datasets", "viper", "--methods", "cadnet", "--profile", "cpu",
+    code = main(["--table", "1", "--datasets", "viper", "--methods", "cadnet", "--profile", "cpu-scratch",
                  "--pretrained", "imagenet", "--trials", "1", "--data-root", str(viper_root),
                  "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err

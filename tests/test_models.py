@@ -64,8 +64,11 @@ def test_paper_profile_shapes():
 
 def test_cpu_profile_shapes():
     model = _model("cpu", num_classes=10)
-    assert model.config.backbone == "resnet18" and model.config.input_size == (128, 64)
-    _check_shapes(model, 512, (4, 2))
+    assert model.config.backbone == "mobilenetv2" and model.config.input_size == (128, 64)
+    _check_shapes(model, 1280, (4, 2))
+    scratch = _model("cpu-scratch", num_classes=10)
+    assert scratch.config.backbone == "resnet18" and scratch.config.input_size == (128, 64)
+    _check_shapes(scratch, 512, (4, 2))
 
 
 def test_smoke_profile_shapes_and_last_stride_one():
@@ -75,7 +78,7 @@ def test_smoke_profile_shapes_and_last_stride_one():
     _check_shapes(model, 64, (4, 2))
 
 
-@pytest.mark.parametrize("profile,d", [("smoke", 64), ("cpu", 512)])
+@pytest.mark.parametrize("profile,d", [("smoke", 64), ("cpu-scratch", 512), ("cpu", 1280)])
 def test_feature_mode_sizes(profile, d):
     H, W = get_profile(profile).input_size
     x = torch.rand(2, 3, H, W)
@@ -164,7 +167,7 @@ def test_imagenet_init_loads_torchvision_state(monkeypatch):
         return ref[arch]
 
     _fake_weights_module(monkeypatch, loader)
-    cfg = make_config("cpu", "cadnet", num_classes=5, pretrained="imagenet")
+    cfg = make_config("cpu-scratch", "cadnet", num_classes=5, pretrained="imagenet")
     model = build_model(cfg)
     assert model.init == "imagenet" and model.init_record["F"] == "imagenet"
     assert model.init_record["D_I"] == "random"  # paper: D_I randomly initialised
@@ -181,13 +184,13 @@ def test_authors_code_image_discriminator_from_imagenet(monkeypatch):
 
     ref = torchvision.models.resnet18().state_dict()
     _fake_weights_module(monkeypatch, lambda arch: ref)
-    cfg = make_config("cpu", "authors-code", num_classes=5, pretrained="imagenet", di_width=64)
+    cfg = make_config("cpu-scratch", "authors-code", num_classes=5, pretrained="imagenet", di_width=64)
     model = build_model(cfg)
     assert model.init_record["D_I"] == "imagenet"
     assert model.image_discriminator.init_weights["file"] == "resnet18-fake.pth"
     torch.testing.assert_close(model.image_discriminator.trunk.conv1.weight, ref["conv1.weight"])
     with pytest.raises(ValueError, match="di_width=64"):
-        build_model(make_config("cpu", "authors-code", num_classes=5, pretrained="imagenet"))
+        build_model(make_config("cpu-scratch", "authors-code", num_classes=5, pretrained="imagenet"))
 
 
 def test_imagenet_unavailable_propagates(monkeypatch):
@@ -195,7 +198,7 @@ def test_imagenet_unavailable_propagates(monkeypatch):
         raise mod.WeightsUnavailable(f"missing {arch}")
 
     mod = _fake_weights_module(monkeypatch, loader)
-    cfg = make_config("cpu", "cadnet", num_classes=5, pretrained="imagenet")
+    cfg = make_config("cpu-scratch", "cadnet", num_classes=5, pretrained="imagenet")
     with pytest.raises(mod.WeightsUnavailable):
         build_model(cfg)
 
@@ -243,7 +246,7 @@ def test_optimizers_follow_config():
 
 
 def test_profiles_are_named_data():
-    assert set(PROFILES) >= {"paper", "cpu", "smoke"}
+    assert set(PROFILES) >= {"paper", "cpu", "cpu-scratch", "smoke"}
     for name, prof in PROFILES.items():
         assert prof.name == name
         assert make_config(name).profile == name
@@ -263,8 +266,10 @@ def test_profiles_are_named_data():
     assert a.di_optim is None and a.image_disc_optim.name == "adam"
     assert "di_optim" not in a.to_dict()  # unset: not in the dict (cache keys unchanged)
     assert paper.pretrained == "imagenet" and paper.lr_rates == (2, 3, 4)
-    assert get_profile("cpu").backbone == "resnet18" and get_profile("cpu").pretrained == "none"
-    with pytest.raises(ValueError, match="known profiles: paper, cpu, smoke"):
+    cpu, scratch = get_profile("cpu"), get_profile("cpu-scratch")
+    assert (cpu.backbone, cpu.pretrained) == ("mobilenetv2", "imagenet")
+    assert (scratch.backbone, scratch.pretrained) == ("resnet18", "none")
+    with pytest.raises(ValueError, match="known profiles: paper, cpu, cpu-scratch, smoke"):
         get_profile("huge")
     with pytest.raises(ValueError, match="known: cadnet"):
         get_preset("nope")
@@ -313,3 +318,42 @@ def test_bad_config_values_rejected():
         make_config("smoke", "cadnet", pretrained="yes")
     with pytest.raises(ValueError, match="num_classes"):
         build_model(make_config("smoke", "cadnet"))
+
+
+def test_residual_decoder_starts_as_the_identity_on_its_input():
+    """decoder_residual: G's correction starts at zero, so G(E(x)) is x itself at init (PSNR
+    of the bilinear input) and stays in [0, 1]; the paper's G starts elsewhere."""
+    x = torch.rand(3, 3, 64, 32)
+    res = _model("smoke", decoder_residual=True).eval()
+    torch.testing.assert_close(res.recover(x), x)
+    out = res.train()(x)
+    torch.testing.assert_close(out.recovered, x)
+    out.recovered.sum().backward()  # the straight-through clamp passes gradient back to G
+    assert res.decoder.head[-1].weight.grad.abs().sum() > 0
+    plain = _model("smoke").eval()
+    assert not torch.allclose(plain.recover(x), x, atol=0.05)
+    with pytest.raises(ValueError, match="pass image"):
+        res.decoder(*res.encoder(x))
+
+
+def test_reid_grad_to_g_scales_only_the_gradient_through_f():
+    """reid_grad_to_g = s: the forward pass is unchanged; L_cls's gradient at G's output
+    (through F) is s times the paper's; E's gradient through f is not scaled."""
+    from benchmark.losses import cadnet_losses
+    from benchmark.losses.cadnet import CrossResolutionBatch
+
+    x = torch.rand(8, 3, 64, 32)
+    pids = torch.arange(4).repeat_interleave(2)
+    batch = CrossResolutionBatch(x, pids, x.flip(0), pids, x.flip(0))
+    grads, losses = {}, {}
+    for s in (1.0, 0.01):
+        m = _model("smoke", reid_grad_to_g=s, use_rec=False, use_adv_di=False, use_adv_df=False)
+        gen, _ = cadnet_losses(m, batch)
+        gen["total"].backward()
+        grads[s] = torch.cat([p.grad.flatten() for p in m.decoder.parameters()])
+        losses[s] = float(gen["total"])
+    assert losses[1.0] == losses[0.01]
+    scale = float(grads[1.0].abs().max())
+    torch.testing.assert_close(grads[0.01], grads[1.0] * 0.01, rtol=1e-3, atol=1e-5 * scale)
+    assert "reid_grad_to_g" not in make_config("smoke").to_dict()  # paper value: old keys
+    assert make_config("smoke", reid_grad_to_g=0.01).to_dict()["reid_grad_to_g"] == 0.01
