@@ -2,9 +2,10 @@
 
 One module per command, each with its own arguments and description:
 
-* ``eval`` (:mod:`.eval`): features -> distances -> CMC + mAP at Market-1501 scale.
+* ``eval`` (:mod:`.eval`): features -> distances -> CMC + mAP at Market-1501 scale, against
+  the previous implementation (:mod:`.previous`) in the same run.
 * ``train`` (:mod:`.train`): training speed, FLOPs, memory and matmul-peak fraction of one
-  engine step per (profile, method).
+  engine step per (profile, method); ``--profile-ops`` (:mod:`.profiling`).
 * ``loader`` (:mod:`.loader`): images/s of the data path alone on the real VIPeR images.
 * ``optim`` (:mod:`.optim`): SGD step with the for-loop, foreach and fused implementations.
 * ``table1`` (:mod:`.table1`): wall time and peak RSS of ``run_all.py --table 1`` with no data.
