@@ -145,14 +145,14 @@ def pairwise_distance(qf, gf, metric: str = "euclidean", chunk_size: int = 1024)
         g = torch.nn.functional.normalize(g, dim=1, eps=1e-12)
     out = torch.empty((q.shape[0], g.shape[0]), dtype=torch.float32)
     gt = g.t().contiguous()  # a transposed view would take other BLAS paths for small chunks
-    g_sq = (g * g).sum(1) if metric == "euclidean" else None
+    g_sq = _squared_norms(g) if metric == "euclidean" else None
     with torch.no_grad():
         for s in range(0, q.shape[0], chunk_size):
             qc = q[s : s + chunk_size]
             block = out[s : s + chunk_size]
             torch.mm(qc, gt, out=block)
             if metric == "euclidean":
-                _euclidean_from_products(block, g_sq, (qc * qc).sum(1, keepdim=True))
+                _euclidean_from_products(block, g_sq, _squared_norms(qc)[:, None])
             else:
                 block.neg_().add_(1.0)
     return out.numpy() if as_numpy else out
@@ -160,6 +160,15 @@ def pairwise_distance(qf, gf, metric: str = "euclidean", chunk_size: int = 1024)
 
 #: distance entries per block of the element-wise part of :func:`pairwise_distance`
 _FINISH_ELEMENTS = 1 << 19
+
+
+def _squared_norms(x: torch.Tensor, rows: int = 512) -> torch.Tensor:
+    """``(x * x).sum(1)`` a block of rows at a time (each row's sum is the same reduction
+    either way, so the values are bitwise the same; the full product is never held)."""
+    out = torch.empty(x.shape[0], dtype=x.dtype)
+    for s in range(0, x.shape[0], rows):
+        torch.sum(x[s : s + rows] * x[s : s + rows], 1, out=out[s : s + rows])
+    return out
 
 
 def _euclidean_from_products(block, g_sq, q_sq) -> None:
