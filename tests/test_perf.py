@@ -108,3 +108,19 @@ def test_compile_networks_keeps_parameters_and_state_dict_keys():
     assert all(a is b for a, b in zip(params, task.model.parameters()))
     assert all(m._compiled_call_impl is not None for m in task.model.children())
 
+
+
+def test_eval_small_problem_matches_previous_and_reference():
+    """``eval`` at a small size: same-run peak, FLOPs, ratios, and identical results."""
+    r = _rows(["eval", "--queries", "200", "--gallery", "600", "--ids", "40", "--dim", "32",
+               "--repeats", "1", "--matmul-size", "64", "--matmul-repeats", "1",
+               "--reference-queries", "50", *ONE])
+    assert r["distance_gflop"] == (pytest.approx(2 * 200 * 600 * 32 / 1e9), "GFLOP")
+    assert r["matmul_peak"][0] > 0 and r["distance_peak_fraction"][0] > 0
+    assert r["total_time"][0] >= r["distance_time"][0]
+    assert r["speedup_previous_over_current_total"][0] > 0
+    assert r["previous_distances_bitwise_equal"] == (1.0, "bool")
+    assert r["previous_cmc_equal"] == (1.0, "bool")
+    assert r["previous_abs_mAP_difference"][0] == 0
+    assert r["reference_multishot_queries_run"][0] == 50
+    assert r["max_abs_cmc_difference"][0] < 1e-12 and r["abs_mAP_difference"][0] < 1e-12

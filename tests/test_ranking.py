@@ -185,7 +185,7 @@ def test_agrees_with_reference(single_shot, kind):
 def test_internal_paths_agree_with_reference(monkeypatch, path):
     """The exact sort fallback and multi-chunk (threaded) processing give the same result."""
     if path == "sort_fallback":
-        monkeypatch.setattr(ranking, "_MAX_SHARED", 0)
+        monkeypatch.setattr(ranking, "_MAX_TIED", -1)
     elif path == "small_chunks":
         monkeypatch.setattr(ranking, "_CHUNK_ELEMENTS", 700)
     else:
@@ -274,3 +274,69 @@ def test_pairwise_distance():
         pairwise_distance(qf, gf, metric="manhattan")
     with pytest.raises(ValueError, match="dimensions"):
         pairwise_distance(qf, gf[:, :5])
+
+
+# ------------------------------------------------------------------------------------------
+# the current implementation gives the results of the previous one (benchmark.perf.previous)
+
+
+def _labels(rng, nq, ng, n_ids, n_cams):
+    return (rng.integers(0, n_ids, nq), rng.integers(0, n_ids, ng),
+            rng.integers(0, n_cams, nq), rng.integers(0, n_cams, ng))
+
+
+def _assert_same_results(d, labels, **kw):
+    from benchmark.perf.previous import evaluate_ranking_previous
+
+    res = evaluate_ranking(d, *labels, **kw)
+    prev = evaluate_ranking_previous(d, *labels, **kw)
+    np.testing.assert_array_equal(res.cmc, prev.cmc)
+    assert res.mAP == prev.mAP
+    assert res.num_valid_queries == prev.num_valid_queries
+    ref = evaluate_ranking_reference(d, *labels, **kw)
+    np.testing.assert_allclose(res.cmc, ref.cmc, atol=1e-12)
+    assert res.mAP == pytest.approx(ref.mAP, abs=1e-12)
+    return res
+
+
+@pytest.mark.parametrize("chunk_size", [1024, 300])
+def test_random_features_same_distances_and_results_as_previous(chunk_size):
+    """Gaussian features, several query chunks (the last one short): bitwise the same
+    distances, the same CMC curve and mAP (multi- and single-shot)."""
+    from benchmark.perf.previous import pairwise_distance_previous
+
+    gen = torch.Generator().manual_seed(chunk_size)
+    qf, gf = torch.randn(1100, 96, generator=gen), torch.randn(1500, 96, generator=gen)
+    d = pairwise_distance(qf, gf, chunk_size=chunk_size)
+    assert torch.equal(d, pairwise_distance_previous(qf, gf, chunk_size=chunk_size))
+    cos = pairwise_distance(qf, gf, metric="cosine", chunk_size=chunk_size)
+    assert torch.equal(cos, pairwise_distance_previous(qf, gf, metric="cosine",
+                                                       chunk_size=chunk_size))
+    labels = _labels(np.random.default_rng(chunk_size), 1100, 1500, 60, 4)
+    for single_shot in (False, True):
+        _assert_same_results(d, labels, max_rank=20, single_shot=single_shot, num_repeats=3)
+
+
+def test_hand_made_ties_same_results_as_previous():
+    """Features with entries in {-1, 0, 1} and duplicated gallery images: many true matches
+    at exactly the same distance as other images, before and after them in gallery order.
+    Ranks, CMC and mAP are those of the previous implementation and of the reference."""
+    from benchmark.perf.previous import pairwise_distance_previous
+
+    rng = np.random.default_rng(21)
+    qf = torch.from_numpy(rng.integers(-1, 2, (120, 6)).astype(np.float32))
+    gf = torch.from_numpy(rng.integers(-1, 2, (200, 6)).astype(np.float32))
+    gf = torch.cat([gf, gf[:100]])  # exact duplicates at higher indices
+    d = pairwise_distance(qf, gf)
+    assert torch.equal(d, pairwise_distance_previous(qf, gf))
+    labels = _labels(rng, 120, 200, 25, 3)
+    labels = (labels[0], np.concatenate([labels[1], labels[1][:100]]), labels[2],
+              np.concatenate([labels[3], labels[3][:100]]))
+    # the ties exist: true matches sharing their distance with other-identity images
+    dn = d.numpy()
+    match = labels[0][:, None] == labels[1][None, :]
+    tied = [np.isin(dn[i, match[i]], dn[i, ~match[i]]).sum() for i in range(len(dn))]
+    assert sum(tied) > 1000
+    for single_shot in (False, True):
+        res = _assert_same_results(d, labels, max_rank=30, single_shot=single_shot)
+        assert res.num_valid_queries > 100

@@ -40,16 +40,17 @@ Conventions (the ones torchreid's ``eval_market1501`` / ``eval_cuhk03`` and open
   classic protocol); the query's own identity uses its lowest-priority image outside the
   query's camera. The same seed gives identical results; another seed gives another draw.
 
-Implementation (numpy; no Python loop over gallery items or over the queries of a chunk).
-Queries are processed in chunks of about 0.5M distance entries, one chunk per thread
-(``torch.get_num_threads()`` threads; numpy releases the GIL), so memory beyond the distance
-matrix itself stays in the tens of MB even for 20,000 x 20,000. Rows are not sorted: the
-position of each true match is obtained by counting the gallery images ranked before it
-(monotone histogram binning plus exact comparisons, distance then gallery index, for the
-few images that share a bin with a true match; see ``_rank_chunk_fast``). Degenerate rows
-(non-finite true-match distances, identities with more than 256 gallery images, or very
-crowded bins) fall back to a stable ``argsort`` of the row. Both paths follow the same tie
-rule and are tested against the per-query reference (``benchmark.metrics.reference``).
+Implementation (numpy; no Python loop over gallery items). Queries are processed in chunks
+of about 0.5M distance entries, one chunk per thread (``torch.get_num_threads()`` threads;
+numpy and torch release the GIL), so memory beyond the distance matrix itself stays in the
+tens of MB even for 20,000 x 20,000. The position of each true match is obtained by counting
+the gallery images ranked before it: a binary search of its distance in a sorted copy of
+the row's distances (values only, ``np.sort``), plus exact comparisons (distance, then
+gallery index) for the images at exactly the same distance and for the query's own
+identity; see ``_rank_chunk_sorted``. Degenerate rows (identities with more than 256
+gallery images, non-finite true-match distances, or many tied true-match distances) fall
+back to a stable ``argsort`` of the row. Both paths follow the same tie rule and are tested
+against the per-query reference (``benchmark.metrics.reference``).
 """
 
 from __future__ import annotations
@@ -120,7 +121,12 @@ def pairwise_distance(qf, gf, metric: str = "euclidean", chunk_size: int = 1024)
     to 0 before the square root). ``metric="cosine"``: ``1 - cos(q, g)`` in [0, 2] (features
     are L2-normalised with eps 1e-12 first).
 
-    Computed in float32 with torch, ``chunk_size`` query rows at a time. Returns a float32
+    Computed in float32 with torch: one matrix product per ``chunk_size`` query rows, then
+    the rest of the formula on blocks of about 2 MB while they are in cache. The rounding
+    of a product depends on the BLAS code path, which depends on the operands' shapes and
+    layout, so the products are the same calls as in earlier versions (``chunk_size`` rows
+    times the contiguous transposed gallery): distances are bitwise those of earlier
+    versions (``tests/test_ranking.py``), and so are the rankings. Returns a float32
     ``torch.Tensor`` when ``qf`` is a tensor, else a float32 ``numpy.ndarray``.
     """
     if metric not in ("euclidean", "cosine"):
@@ -138,19 +144,42 @@ def pairwise_distance(qf, gf, metric: str = "euclidean", chunk_size: int = 1024)
         q = torch.nn.functional.normalize(q, dim=1, eps=1e-12)
         g = torch.nn.functional.normalize(g, dim=1, eps=1e-12)
     out = torch.empty((q.shape[0], g.shape[0]), dtype=torch.float32)
-    gt = g.t().contiguous()
-    g_sq = (g * g).sum(1) if metric == "euclidean" else None
+    gt = g.t().contiguous()  # a transposed view would take other BLAS paths for small chunks
+    g_sq = _squared_norms(g) if metric == "euclidean" else None
     with torch.no_grad():
         for s in range(0, q.shape[0], chunk_size):
             qc = q[s : s + chunk_size]
             block = out[s : s + chunk_size]
             torch.mm(qc, gt, out=block)
             if metric == "euclidean":
-                block.mul_(-2.0).add_(g_sq[None, :]).add_((qc * qc).sum(1, keepdim=True))
-                block.clamp_(min=0.0).sqrt_()
+                _euclidean_from_products(block, g_sq, _squared_norms(qc)[:, None])
             else:
                 block.neg_().add_(1.0)
     return out.numpy() if as_numpy else out
+
+
+#: distance entries per block of the element-wise part of :func:`pairwise_distance`
+_FINISH_ELEMENTS = 1 << 19
+
+
+def _squared_norms(x: torch.Tensor, rows: int = 512) -> torch.Tensor:
+    """``(x * x).sum(1)`` a block of rows at a time (each row's sum is the same reduction
+    either way, so the values are bitwise the same; the full product is never held)."""
+    out = torch.empty(x.shape[0], dtype=x.dtype)
+    for s in range(0, x.shape[0], rows):
+        torch.sum(x[s : s + rows] * x[s : s + rows], 1, out=out[s : s + rows])
+    return out
+
+
+def _euclidean_from_products(block, g_sq, q_sq) -> None:
+    """``block`` (products q.g) becomes ``sqrt(max((-2 q.g + |g|^2) + |q|^2, 0))`` in place,
+    row blocks of ~2 MB at a time (4 passes each while in cache; torch's ``sqrt`` as before:
+    it is not always correctly rounded, so numpy's would differ in the last bit)."""
+    rows = max(1, _FINISH_ELEMENTS // max(block.shape[1], 1))
+    for r in range(0, block.shape[0], rows):
+        b = block[r : r + rows]
+        torch.add(g_sq, b, alpha=-2.0, out=b)  # == b * -2 + |g|^2: the product by -2 is exact
+        b.add_(q_sq[r : r + rows]).clamp_(min=0.0).sqrt_()
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,25 +287,27 @@ def _rank_rows_by_sort(d, qp, qc, g_codes, g_cams):
     return first, ap
 
 
-#: rows whose true matches share their histogram bins with more images than this are
-#: ranked by the sort fallback instead (degenerate distance distributions)
-_MAX_SHARED = 512
+#: rows with more true matches whose distance occurs more than once in the row than this
+#: are ranked by the sort fallback instead (degenerate distance distributions)
+_MAX_TIED = 16
 #: rows whose identity has more gallery images than this are ranked by the sort fallback
 _MAX_IDENTITY = 256
 
 
-def _rank_chunk(d, qp, qc, cand, cand_ok, g_codes, g_cams):
+def _rank_chunk(d, qp, qc, cand, cand_ok, g_codes, g_cams, rank_rows):
     """First-match rank (1-based, after removal) and AP for each query row of ``d``.
 
     ``cand``/``cand_ok`` [c, K]: the gallery indices of each row's identity (ascending,
-    padding at the end). Returns ``(first, ap, n_good)``; rows with ``n_good == 0`` are
-    invalid (their values are meaningless).
+    padding at the end). Rows of identities with at most ``_MAX_IDENTITY`` gallery images
+    are ranked by ``rank_rows`` (:func:`_rank_chunk_sorted`), the others by
+    :func:`_rank_rows_by_sort`. Returns ``(first, ap, n_good)``; rows with ``n_good == 0``
+    are invalid (their values are meaningless).
     """
     n_cand = cand_ok.sum(1)
     big = n_cand > _MAX_IDENTITY
     if not big.any():
         k = max(int(n_cand.max(initial=0)), 1)
-        return _rank_chunk_fast(d, qp, qc, cand[:, :k], cand_ok[:, :k], g_codes, g_cams)
+        return rank_rows(d, qp, qc, cand[:, :k], cand_ok[:, :k], g_codes, g_cams)
     n_good = (cand_ok & (g_cams[cand] != qc[:, None])).sum(1)
     first = np.zeros(len(d), dtype=np.int64)
     ap = np.zeros(len(d), dtype=np.float64)
@@ -285,24 +316,25 @@ def _rank_chunk(d, qp, qc, cand, cand_ok, g_codes, g_cams):
     rows = np.flatnonzero(~big)
     if len(rows):
         k = max(int(n_cand[rows].max()), 1)
-        f, a, _ = _rank_chunk_fast(d[rows], qp[rows], qc[rows], cand[rows, :k],
-                                   cand_ok[rows, :k], g_codes, g_cams)
+        f, a, _ = rank_rows(d[rows], qp[rows], qc[rows], cand[rows, :k], cand_ok[rows, :k],
+                            g_codes, g_cams)
         first[rows], ap[rows] = f, a
     return first, ap, n_good
 
 
-def _rank_chunk_fast(d, qp, qc, cand, cand_ok, g_codes, g_cams):
-    """:func:`_rank_chunk` without sorting rows (identities of at most ``_MAX_IDENTITY``).
+def _rank_chunk_sorted(d, qp, qc, cand, cand_ok, g_codes, g_cams):
+    """:func:`_rank_chunk` for identities of at most ``_MAX_IDENTITY`` gallery images.
 
-    Exact counting without sorting the row. Order images by ``(distance, gallery index)``
-    (the stable-sort order). With the row's true matches ``t_0 < ... < t_{M-1}`` in that
-    order, the k-th sits at position ``1 + k + #{other-identity images before t_k}`` after
-    removal. That count comes from a histogram over ``B`` bins whose index is a monotone
-    (non-decreasing) function of the distance, so an image in a lower (higher) bin than
-    ``t_k`` surely ranks before (after) it; only the few images that share a bin with some
-    true match are compared exactly, index included (this is where exact ties are
-    resolved). Rows with a non-finite true-match distance, or where too many images share
-    those bins (degenerate distributions), go to :func:`_rank_rows_by_sort`.
+    Images are ordered by ``(distance, gallery index)`` (the stable-sort order). With the
+    row's true matches ``t_0 < ... < t_{M-1}`` in that order, the k-th sits at position
+    ``1 + k + #{other-identity images before t_k}`` after removal. The images before
+    ``t_k`` are those at a smaller distance, counted by a binary search of ``t_k`` in a
+    sorted copy of the row's distances (values only: ``np.sort``, vectorised), plus those
+    at exactly the same distance with a lower gallery index, counted on the row itself for
+    the few true matches whose distance occurs more than once. The identity's own images
+    before ``t_k`` are then subtracted (compared exactly, index included). Rows with more
+    than ``_MAX_TIED`` such tied true matches, or with a non-finite true-match distance, go
+    to :func:`_rank_rows_by_sort`.
     """
     c, G = d.shape
     good = cand_ok & (g_cams[cand] != qc[:, None])
@@ -312,86 +344,41 @@ def _rank_chunk_fast(d, qp, qc, cand, cand_ok, g_codes, g_cams):
     m = int(n_good.max()) if c else 0
     if m == 0:
         return first, ap, n_good
-    rows = np.arange(c)
     cd = np.take_along_axis(d, cand, axis=1)  # distances of the identity's own images
     key = np.where(good, cd, np.inf)
-    fallback = (good & ~np.isfinite(cd)).any(1)
     # true matches in (distance, gallery index) order; padding (+inf) to the right
     t_order = np.argsort(key, axis=1, kind="stable")[:, :m]
-    t = np.take_along_axis(key, t_order, axis=1)
+    t = np.ascontiguousarray(np.take_along_axis(key, t_order, axis=1))
     t_idx = np.take_along_axis(cand, t_order, axis=1)
     kk = np.arange(m)
     t_ok = kk[None, :] < n_good[:, None]
-    work = (n_good > 0) & ~fallback
 
-    # monotone binning: bin(x) = clip((x - t_min) * scale + 1, 0, B + 2), t in [1, B]
-    n_bins = int(min(max(G // 4, 16), 1 << 16))
-    dt = d.dtype.type
-    lo = np.where(work, t[:, 0], 0).astype(d.dtype)
-    hi = np.where(work, t[rows, np.maximum(n_good - 1, 0)], 0).astype(d.dtype)
-    span = hi - lo
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        scale = (dt(0.999 * n_bins) / span).astype(d.dtype)
-    ok = (span > 0) & np.isfinite(scale) & (scale > 0)
-    scale = np.where(ok, scale, dt(1)).astype(d.dtype)
-    lo, scale = lo[:, None], scale[:, None]
+    # images at a smaller distance than each true match, all identities
+    srt, tt = torch.from_numpy(np.sort(d, axis=1)), torch.from_numpy(t)
+    before = torch.searchsorted(srt, tt, side="left").numpy()
+    tied = t_ok & (torch.searchsorted(srt, tt, side="right").numpy() - before > 1)
+    n_tied = tied.sum(1)
+    # a non-finite true match could tie with the +inf padding of the key above
+    fallback = (n_tied > _MAX_TIED) | (good & ~np.isfinite(cd)).any(1)
+    for r in np.flatnonzero((n_tied > 0) & ~fallback):  # same distance, lower index
+        ks = np.flatnonzero(tied[r])
+        same = d[r][None, :] == t[r, ks][:, None]
+        same &= np.arange(G)[None, :] < t_idx[r, ks][:, None]
+        before[r, ks] += same.sum(1)
 
-    def binned(x):
-        with np.errstate(invalid="ignore", over="ignore"):
-            y = x - lo
-            y *= scale
-            y += dt(1)
-        np.clip(y, 0, n_bins + 2, out=y)
-        return y.astype(np.int32)
-
-    width = n_bins + 3
-    off = (rows * width).astype(np.int64)[:, None]
-    b = binned(d)  # [c, G]
-    b += off.astype(np.int32)
-    hist = np.bincount(b.ravel(), minlength=c * width).reshape(c, width)
-    below = np.cumsum(hist, axis=1) - hist  # images in strictly lower bins
-    tb = binned(np.where(t_ok, t, 0)).astype(np.int64)  # bins of the true matches
-    below_t = np.take_along_axis(below, tb, axis=1)
-
-    # images sharing a bin with a true match: compared exactly
-    shared_bin = np.zeros(c * width, dtype=bool)
-    shared_bin[(tb + off)[t_ok & work[:, None]]] = True
-    flat = np.flatnonzero(shared_bin[b.ravel()])
-    del b
-    s_row, s_col = np.divmod(flat, G)
-    s_cnt = np.bincount(s_row, minlength=c)
-    fallback |= s_cnt > _MAX_SHARED
-    keep_s = ~fallback[s_row]
-    s_row, s_col = s_row[keep_s], s_col[keep_s]
-    s_cnt = np.bincount(s_row, minlength=c)
-    w = max(int(s_cnt.max(initial=0)), 1)
-    s_slot = np.arange(len(s_row)) - (np.cumsum(s_cnt) - s_cnt)[s_row]
-    sd = np.full((c, w), np.inf, dtype=d.dtype)
-    s_idx = np.full((c, w), G, dtype=np.int64)
-    s_ok = np.zeros((c, w), dtype=bool)
-    sd[s_row, s_slot] = d[s_row, s_col]
-    s_idx[s_row, s_slot] = s_col
-    s_ok[s_row, s_slot] = True
-    s_bin = binned(sd)  # [c, w]; padding (+inf) lands in bin B + 2, above every true match
-
-    def before_t(x, xi):  # (x, xi) < (t_k, t_idx_k) lexicographically: [c, n, m]
-        x, xi, tk, ti = x[:, :, None], xi[:, :, None], t[:, None, :], t_idx[:, None, :]
-        return (x < tk) | ((x == tk) & (xi < ti))
-
-    s_before = (before_t(sd, s_idx) & s_ok[:, :, None]).sum(1)
-    s_lower = ((s_bin[:, :, None] < tb[:, None, :]) & s_ok[:, :, None]).sum(1)
-    own_before = (before_t(cd, cand) & cand_ok[:, :, None]).sum(1)
-    # every image ranked before the k-th true match, minus the identity's own images
-    closer = below_t - s_lower + s_before - own_before
-    pos = closer + kk[None, :] + 1  # 1-based position of the k-th true match after removal
+    # (x, xi) < (t_k, t_idx_k) lexicographically for the identity's own images: [c, K, m]
+    x, xi, tk, ti = cd[:, :, None], cand[:, :, None], t[:, None, :], t_idx[:, None, :]
+    own_before = (((x < tk) | ((x == tk) & (xi < ti))) & cand_ok[:, :, None]).sum(1)
+    pos = before - own_before + kk[None, :] + 1  # 1-based position after removal
     first = pos[:, 0].astype(np.int64)
     ap = np.where(t_ok, (kk[None, :] + 1) / np.maximum(pos, 1), 0.0).sum(1)
     ap /= np.maximum(n_good, 1)
 
-    redo = np.flatnonzero(fallback & (n_good > 0))
+    redo = np.flatnonzero(fallback)
     if len(redo):
         first[redo], ap[redo] = _rank_rows_by_sort(d[redo], qp[redo], qc[redo], g_codes, g_cams)
     return first, ap, n_good
+
 
 
 def _single_shot_ranks(d, qp, qc, cand, cand_ok, sampled, g_codes, g_cams, u):
@@ -457,6 +444,15 @@ def evaluate_ranking(
     Raises:
         ValueError: bad shapes or arguments, NaN distances, or no valid query.
     """
+    return _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank,
+                     single_shot=single_shot, num_repeats=num_repeats, seed=seed,
+                     rank_rows=_rank_chunk_sorted)
+
+
+def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank: int = 50,
+              single_shot: bool = False, num_repeats: int = 10, seed: int = 0,
+              rank_rows=_rank_chunk_sorted) -> RankingResult:
+    """:func:`evaluate_ranking` with the row ranking ``rank_rows`` (see :func:`_rank_chunk`)."""
     d_all = _distance_array(distmat)
     nq, ng = d_all.shape
     qp_np, gp_np = _ids(q_pids, "q_pids"), _ids(g_pids, "g_pids")
@@ -495,7 +491,7 @@ def evaluate_ranking(
         qpc, qcc = qp[s : s + step], qc[s : s + step]
         trow = table.row_of_query[s : s + step]
         cand, cand_ok = table.index[trow], table.mask[trow]
-        first, ap, n_good = _rank_chunk(d, qpc, qcc, cand, cand_ok, gp, gc)
+        first, ap, n_good = _rank_chunk(d, qpc, qcc, cand, cand_ok, gp, gc, rank_rows)
         valid = np.flatnonzero(n_good > 0)
         ss = None
         if single_shot and len(valid):
