@@ -159,9 +159,20 @@ def table_paths(cfg: RunConfig, name: str) -> dict[str, Path]:
             for k, ext in (("csv", "csv"), ("md", "md"), ("provenance", "provenance.json"))}
 
 
+def backbone_weights(per_trial: pd.DataFrame) -> dict[str, dict]:
+    """{method: {"file", "sha256"}} of the weights each method's backbone started from
+    (methods from random weights, or rows stored before this was recorded: absent)."""
+    if "init_file" not in per_trial:
+        return {}
+    rows = per_trial.dropna(subset=["init_file"]).drop_duplicates("method")
+    return {r.method: {"file": r.init_file, "sha256": r.init_sha256}
+            for r in rows.itertuples(index=False)}
+
+
 def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: float,
                 dataset_info: dict | None = None, notes: list[str] | None = None,
-                missing: list[dict] | None = None) -> dict[str, Path]:
+                missing: list[dict] | None = None,
+                weights: dict | None = None) -> dict[str, Path]:
     paths = table_paths(cfg, spec.name)
     atomic_write_text(paths["csv"], table.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(paths["md"], to_markdown(table, spec, cfg, missing))
@@ -169,7 +180,8 @@ def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: fl
         **base_provenance(cfg.device), "table": spec.name, "datasets": cfg.datasets,
         "methods": cfg.methods, "protocol": cfg.protocol, "profile": cfg.profile,
         "seed": cfg.seed, "trials": {d: cfg.num_trials(d) for d in cfg.datasets},
-        "backbone_init": sorted(set(table["init"])), "lr_method": cfg.lr_method,
+        "backbone_init": sorted(set(table["init"])), "backbone_weights": weights or {},
+        "lr_method": cfg.lr_method,
         "input_size": list(cfg.input_size), "wall_time_s": round(wall_s, 2),
         "eval": "single-shot CMC, 10 gallery draws, same id+camera removed"
                 if cfg.protocol == "paper" else "multi-shot CMC, same id+camera removed",
@@ -192,7 +204,7 @@ def make_table(number: int, cfg: RunConfig) -> dict[str, Path]:
         Console(stderr=True).print(f"[yellow]note: LPIPS unavailable: {n}")
     return write_table(table, spec, cfg, time.perf_counter() - t0,
                        per_trial.attrs.get("datasets"), [f"LPIPS: {n}" for n in notes],
-                       per_trial.attrs.get("missing"))
+                       per_trial.attrs.get("missing"), backbone_weights(per_trial))
 
 
 def compare_protocols(number: int, paper_cfg: RunConfig, authors_cfg: RunConfig) -> dict[str, Path]:

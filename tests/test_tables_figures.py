@@ -236,3 +236,14 @@ def test_killed_run_resumes_and_loses_nothing(tmp_path, monkeypatch):
     assert run(tmp_path, "--table", "1", "--methods", "cadnet,cadnet-f") == 0
     assert calls == ["cadnet-f"]  # the finished method was not redone
     assert list(pd.read_csv(tmp_path / "table1.csv").method.unique()) == ["cadnet", "cadnet-f"]
+
+
+def test_backbone_weights_recorded_per_method():
+    from benchmark.tables import backbone_weights
+
+    rows = pd.DataFrame({"method": ["cadnet", "cadnet", "hist", "lr-aug"],
+                         "init_file": ["m.pt", "m.pt", None, "m.pt"],
+                         "init_sha256": ["2f51", "2f51", None, "2f51"]})
+    assert backbone_weights(rows) == {"cadnet": {"file": "m.pt", "sha256": "2f51"},
+                                      "lr-aug": {"file": "m.pt", "sha256": "2f51"}}
+    assert backbone_weights(rows.drop(columns=["init_file", "init_sha256"])) == {}
