@@ -30,29 +30,33 @@ def add_arguments(a: argparse.ArgumentParser) -> None:
     add_out_argument(a)
 
 
-def run(args) -> list[Row]:
-    from .cli import build_parser
+def _args(bench, argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed by the arguments benchmark module ``bench`` declares."""
+    p = argparse.ArgumentParser(prog=f"python -m benchmark.perf {bench.NAME}")
+    bench.add_arguments(p)
+    return p.parse_args(argv)
 
-    parser = build_parser()
+
+def run(args) -> list[Row]:
     common = ["--threads", str(args.threads)]
     print("=== eval ===")
-    rows = [("eval_" + n, v, u) for n, v, u in eval_bench.run(parser.parse_args(
-        ["eval", "--reference-queries", str(args.reference_queries), *common]))]
+    rows = [("eval_" + n, v, u) for n, v, u in eval_bench.run(_args(
+        eval_bench, ["--reference-queries", str(args.reference_queries), *common]))]
     print("=== train ===")
     profiles = "cpu" if args.skip_paper else "cpu,paper"
-    train_rows = train.run(parser.parse_args(
-        ["train", "--profiles", profiles, "--methods", args.methods, *common]
+    train_rows = train.run(_args(
+        train, ["--profiles", profiles, "--methods", args.methods, *common]
         + (["--profile-ops"] if args.profile_ops else [])
         + (["--compile"] if args.compile else [])))
     rows += train_rows
     print("=== loader ===")
     cpu_ips = dict((n, v) for n, v, _ in train_rows).get("train_cpu_cadnet_images_per_s")
-    rows += loader.run(parser.parse_args(
-        ["loader", "--profile", "cpu", "--data-root", str(args.data_root), *common]),
+    rows += loader.run(_args(
+        loader, ["--profile", "cpu", "--data-root", str(args.data_root), *common]),
         train_images_per_s=cpu_ips)
     print("=== optimiser step ===")
-    rows += optim.run(parser.parse_args(["optim", "--profiles", profiles, *common]))
+    rows += optim.run(_args(optim, ["--profiles", profiles, *common]))
     if not args.skip_table1:
         print("=== run_all.py --table 1 (SynthMLR) ===")
-        rows += table1.run(parser.parse_args(["table1"]))
+        rows += table1.run(_args(table1, []))
     return rows
