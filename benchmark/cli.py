@@ -138,11 +138,12 @@ def resolve_datasets(arg: str | None, data_root: Path | None) -> list[str]:
     from datasets import data_folders, load_dataset
     from datasets import list_datasets as known_datasets
 
-    if data_root is not None and not data_root.is_dir():
-        raise UsageError(f"--data-root {data_root}: no such folder")
     root = data_root if data_root is not None else Path("data")
     folders = data_folders()  # top-level folder of each dataset read from --data-root
     names = names_of("--datasets", arg)
+    needs_root = names is None or any(n in folders for n in names)
+    if data_root is not None and needs_root and not data_root.is_dir():
+        raise UsageError(f"--data-root {data_root}: no such folder")
     if names:
         unknown = [n for n in names if n not in known_datasets()]
         if unknown:

@@ -210,7 +210,9 @@ def test_models_load_the_pinned_file_and_record_it(made_pinned, hub):
 def test_result_rows_record_the_weights_file(made_pinned, hub, tmp_path, monkeypatch):
     from functools import partial
 
-    from benchmark import profiles, runner
+    from benchmark import experiment, profiles
+    from benchmark.config import RunConfig
+    from benchmark.evaluation import ResultMeasure
     from datasets import load_dataset
 
     spec, data, _ = made_pinned
@@ -218,11 +220,11 @@ def test_result_rows_record_the_weights_file(made_pinned, hub, tmp_path, monkeyp
     (hub / spec.filename).write_bytes(data)
     monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(
         profiles.PROFILES["smoke"], epochs=1, **MOBILE))
-    monkeypatch.setattr(runner, "load_dataset", partial(load_dataset, num_ids=16))
-    cfg = runner.RunConfig(datasets=["synthetic"], methods=["hr-only", "hist"],
+    monkeypatch.setattr(experiment, "load_dataset", partial(load_dataset, num_ids=16))
+    cfg = RunConfig(datasets=["synthetic"], methods=["hr-only", "hist"],
                            data_root=tmp_path, out=tmp_path / "out", profile="smoke",
                            input_size=(64, 32), trials=1, pretrained="imagenet")
-    frame = runner.run_methods(cfg).set_index("method")
+    frame = experiment.collect(cfg, ResultMeasure())[0].frame(cfg).set_index("method")
     assert set(frame.loc["hr-only", "init"]) == {"imagenet"}
     assert set(frame.loc["hr-only", "init_file"]) == {spec.filename}
     assert set(frame.loc["hr-only", "init_sha256"]) == {spec.sha256}

@@ -63,7 +63,9 @@ def test_train_smoke_cadnet_rows(smoke_train_rows):
 
 
 def test_train_unknown_method_is_an_error():
-    with pytest.raises(ValueError, match="not an engine-trained method"):
+    from benchmark.registry import UnknownMethod
+
+    with pytest.raises(UnknownMethod, match="not an engine-trained method"):
         perf.make_task("smoke", "hist")
 
 
