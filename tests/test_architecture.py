@@ -36,7 +36,9 @@ def import_graph() -> dict[str, set[str]]:
                     module = ".".join([*pkg, *([node.module] if node.module else [])])
                 else:
                     module = node.module
-                targets = [module, *(f"{module}.{a.name}" for a in node.names)]
+                # ``from pkg import sub`` imports the submodule; other names come from pkg
+                subs = [f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in mods]
+                targets = subs if len(subs) == len(node.names) else [module, *subs]
             else:
                 continue
             graph[name] |= {t for t in targets if t in mods and t != name}

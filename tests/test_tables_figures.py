@@ -57,7 +57,7 @@ def test_second_invocation_reuses_models_and_gives_identical_csv(out, monkeypatc
     def no_training(*a, **k):
         raise AssertionError("a cached model was trained again")
 
-    monkeypatch.setattr("benchmark.learned.train", no_training)
+    monkeypatch.setattr("benchmark.tasks.train", no_training)
     assert run(out, "--table", "3") == 0
     assert (out / "table3.csv").read_bytes() == first
 
@@ -66,14 +66,13 @@ def test_changed_profile_invalidates_stored_results_and_models(out, monkeypatch)
     """A result file or cached model made under another profile config is not reused."""
     from dataclasses import replace
 
-    import benchmark.learned as learned
-
+    import benchmark.tasks as tasks
     from benchmark.profiles import PROFILES, OptimSpec
 
     trained = []
 
-    orig = learned.train
-    monkeypatch.setattr(learned, "train", lambda *a, **k: trained.append(1) or orig(*a, **k))
+    orig = tasks.train
+    monkeypatch.setattr(tasks, "train", lambda *a, **k: trained.append(1) or orig(*a, **k))
     assert run(out, "--table", "3", "--methods", "cadnet") == 0
     assert trained == []  # unchanged config: the stored result and model are reused
     sgd = OptimSpec("sgd", lr=1e-4, momentum=0.9, weight_decay=5e-4)

@@ -16,9 +16,8 @@ BENCHMARKS = (eval_bench, train, loader, optim, table1, all_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __doc__ as doc
-
-    p = argparse.ArgumentParser(prog="python -m benchmark.perf", description=doc.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmark.perf",
+                                description="Performance reports (benchmarks, not tests).")
     sub = p.add_subparsers(dest="command", required=True)
     for bench in BENCHMARKS:
         sp = sub.add_parser(bench.NAME, help=bench.HELP)
