@@ -103,7 +103,7 @@ def test_test_feature_is_gap_of_v():
     x = torch.rand(2, 3, 64, 32)
     with torch.no_grad():
         f, taps = model.encoder(x)
-        g = model.hr_encoder(model.decoder(f, taps))
+        g = model.hr_encoder(model.decoder(f, taps, x))
     v = torch.cat([f, g], dim=1)
     torch.testing.assert_close(model.extract_features(x), v.mean(dim=(2, 3)))
 
@@ -122,7 +122,7 @@ def test_authors_code_preset_model():
     norms = model.extract_features(x).norm(dim=1)
     torch.testing.assert_close(norms, torch.ones(4))
     # paper preset: unnormalised test features, ImageNet statistics, no neck
-    plain = _model("smoke").eval()
+    plain = _model("smoke", "cadnet-paper-balance").eval()
     assert plain.encoder.normalize.mean.flatten().tolist() == pytest.approx(IMAGENET_MEAN)
     assert isinstance(plain.classifier.neck, torch.nn.Identity)
     assert not torch.allclose(plain.extract_features(x).norm(dim=1), torch.ones(4))
@@ -278,9 +278,14 @@ def test_profiles_are_named_data():
 
 
 def test_paper_lambdas_all_one_and_authors_preset_differs():
-    cfg = make_config("paper", "cadnet")
+    cfg = make_config("paper", "cadnet-paper-balance")
     assert set(cfg.lambdas.values()) == {1.0}
-    assert cfg.triplet_margin == 2.0
+    assert cfg.triplet_margin == 2.0 and not cfg.triplet_normalize
+    assert (cfg.reid_grad_to_g, cfg.decoder_residual) == (1.0, False)
+    v = make_config("paper", "cadnet")  # the validated balance: only these fields differ
+    assert (v.triplet_normalize, v.triplet_margin, v.reid_grad_to_g, v.decoder_residual) == (
+        True, 0.3, 0.01, True)
+    assert v.lambdas == cfg.lambdas and v.di_optim == cfg.di_optim
     assert (cfg.use_adv_di, cfg.use_adv_df, cfg.use_rec, cfg.use_cls) == (True,) * 4
     assert cfg.lr_method == "bilinear" and not cfg.l2_test_features and not cfg.bn_neck
     a = make_config("paper", "authors-code")
@@ -324,13 +329,13 @@ def test_residual_decoder_starts_as_the_identity_on_its_input():
     """decoder_residual: G's correction starts at zero, so G(E(x)) is x itself at init (PSNR
     of the bilinear input) and stays in [0, 1]; the paper's G starts elsewhere."""
     x = torch.rand(3, 3, 64, 32)
-    res = _model("smoke", decoder_residual=True).eval()
+    res = _model("smoke").eval()  # cadnet: the validated balance has a residual G
     torch.testing.assert_close(res.recover(x), x)
     out = res.train()(x)
     torch.testing.assert_close(out.recovered, x)
     out.recovered.sum().backward()  # the straight-through clamp passes gradient back to G
     assert res.decoder.head[-1].weight.grad.abs().sum() > 0
-    plain = _model("smoke").eval()
+    plain = _model("smoke", "cadnet-paper-balance").eval()
     assert not torch.allclose(plain.recover(x), x, atol=0.05)
     with pytest.raises(ValueError, match="pass image"):
         res.decoder(*res.encoder(x))
@@ -355,5 +360,6 @@ def test_reid_grad_to_g_scales_only_the_gradient_through_f():
     assert losses[1.0] == losses[0.01]
     scale = float(grads[1.0].abs().max())
     torch.testing.assert_close(grads[0.01], grads[1.0] * 0.01, rtol=1e-3, atol=1e-5 * scale)
-    assert "reid_grad_to_g" not in make_config("smoke").to_dict()  # paper value: old keys
-    assert make_config("smoke", reid_grad_to_g=0.01).to_dict()["reid_grad_to_g"] == 0.01
+    paper = make_config("smoke", "cadnet-paper-balance").to_dict()
+    assert "reid_grad_to_g" not in paper and "decoder_residual" not in paper  # old keys
+    assert make_config("smoke").to_dict()["reid_grad_to_g"] == 0.01

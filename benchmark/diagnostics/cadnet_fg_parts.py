@@ -33,7 +33,7 @@ class FGHalves:
         f, taps = self.m.encoder(x)
         parts = [f.mean(dim=(2, 3))]
         if self.m.hr_encoder is not None:
-            parts.append(self.m.hr_encoder(self.m.decoder(f, taps)).mean(dim=(2, 3)))
+            parts.append(self.m.hr_encoder(self.m.decoder(f, taps, x)).mean(dim=(2, 3)))
         return torch.cat(parts, 1)
 
 
