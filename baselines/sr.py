@@ -32,12 +32,11 @@ Conventions common to the three methods
   it in full), the pixel loss with ``lambda_rec`` (1, the profile's value); why: see
   :func:`scale_grad`. SR outputs are clamped to [0, 1] with a straight-through
   gradient (:func:`clamp01`).
-* **Update order** (:meth:`SRTask.train_step`): one forward; generator-side adversarial
-  terms run the discriminators frozen (no gradient reaches them); the discriminator terms
-  use detached fakes; step the model optimiser, then the discriminator optimiser (CAD-Net's
-  order). Loss tensors are returned detached, without host synchronisation; bf16 autocast on
-  CUDA, channels-last memory format, gradient averaging across ``torchrun`` processes, as
-  :class:`benchmark.learned.CADNetTask`.
+* **Update order** (:meth:`SRTask.forward_backward`): one forward; generator-side
+  adversarial terms run the discriminators frozen (no gradient reaches them); the
+  discriminator terms use detached fakes; step the model optimiser, then the discriminator
+  optimiser (CAD-Net's order). Seeding, autocast, channels-last, gradient averaging across
+  ``torchrun`` processes and detached loss tensors come from :class:`benchmark.tasks.Task`.
 
 Widths scale with ``config.decoder_width`` (``w``: 8 smoke, 16 cpu, 32 paper), the width
 knob CAD-Net's own generator G uses, so every profile keeps the SR part in proportion.
