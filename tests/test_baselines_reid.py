@@ -20,21 +20,10 @@ from benchmark.methods import LearnedMethod, create_method
 from benchmark.profiles import make_config
 from benchmark.store import MissingResult
 from datasets import load_dataset
-from datasets.loader import ImageStore, make_lr
-from datasets.protocol import ProtocolOptions, get_manifest
+from datasets.loader import make_lr
 
 TASKS = {"hr-only": HROnlyTask, "lr-aug": LRAugTask, "bicubic": BicubicTask, "rain": RAINTask}
 SIZE = (64, 32)  # the smoke profile's input size
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    """SynthMLR with 16 identities: manifest, image store and HR training data (8 ids)."""
-    tmp = tmp_path_factory.mktemp("synth")
-    ds = load_dataset("synthetic", tmp, cache_dir=tmp, num_ids=16)
-    m = get_manifest(ds, trial=0, seed=0, manifest_dir=tmp / "manifests", options=ProtocolOptions())
-    store = ImageStore(m.abspaths(m.frame.drop_duplicates("path")), SIZE)
-    return m, store, TrainData.from_manifest(m, store)
 
 
 def make_task(name: str, num_classes: int, **overrides):

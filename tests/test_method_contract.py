@@ -15,25 +15,13 @@ import pytest
 import torch
 
 from benchmark.config import RunConfig
-from benchmark.engine import IdentitySampler, TrainData, epoch_generator, make_batch
+from benchmark.engine import IdentitySampler, epoch_generator, make_batch
 from benchmark.methods import LearnedMethod, create_method, create_task, list_methods
 from benchmark.registry import UnknownMethod, register_method, unregister_method
 from benchmark.tasks import Task
-from datasets import load_dataset
-from datasets.loader import ImageStore, make_lr
-from datasets.protocol import ProtocolOptions, get_manifest
+from datasets.loader import make_lr
 
 SIZE = (64, 32)  # the smoke profile's input size
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    """SynthMLR with 16 identities (8 train / 8 test): manifest, image store, HR train data."""
-    tmp = tmp_path_factory.mktemp("contract")
-    ds = load_dataset("synthetic", tmp, cache_dir=tmp, num_ids=16)
-    m = get_manifest(ds, trial=0, seed=0, manifest_dir=tmp / "manifests", options=ProtocolOptions())
-    store = ImageStore(m.abspaths(m.frame.drop_duplicates("path")), SIZE)
-    return m, store, TrainData.from_manifest(m, store)
 
 
 def _queries(manifest, store) -> torch.Tensor:
