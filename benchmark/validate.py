@@ -36,6 +36,7 @@ from datasets.seeds import validation_rng
 COLUMNS = ["dataset", "trial", "seed", "val_ids", "train_ids", "method", "profile", "model_lr",
            "overrides",
            "epochs", "steps", "val_rank1_seen", "val_rank1_unseen", "val_rank1_hr",
+           "val_rank1_seen_f_g",
            "val_psnr_recovered", "val_psnr_input", "val_ssim_recovered", "val_ssim_input",
            "val_rgb_recovered", "val_rgb_hr",
            "final_id", "final_tri", "final_rec", "minutes", "protocol", "pretrained",
@@ -118,23 +119,50 @@ def make_task(method: str, profile: str, num_classes: int, seed: int, model_lr: 
                        pretrained=pretrained, **overrides)
 
 
-def rank1(method, store, manifest, query, gallery, rates, draws: int) -> float:
+def rank1(method, store, manifest, query, gallery, rates, draws: int, parts=None):
     """Mean rank-1 (%) over ``draws`` seeded draws of one rate per query from ``rates``
-    (features through the evaluation path: the method's own query up-sampling)."""
+    (features through the evaluation path: the method's own query up-sampling).
+
+    ``parts`` (name -> column slice of the feature) adds the rank-1 of each part of the same
+    features: ``{"": slice(None)}`` is the whole feature, and the result is then a dict."""
     from datasets.seeds import validation_draw_seed
 
     from .evaluation import extract_features, rank_queries
 
+    cols = parts or {"": slice(None)}
     gf = extract_features(method, store, manifest, gallery, "bilinear", rates=[1] * len(gallery))
-    out = []
+    out: dict = {name: [] for name in cols}
     for d in range(draws):
         g = torch.Generator().manual_seed(validation_draw_seed(d))
         r = torch.tensor(rates, dtype=torch.float64)[torch.randint(len(rates), (len(query),),
                                                                    generator=g)]
         qf = extract_features(method, store, manifest, query, "bilinear", rates=r.tolist())
-        res = rank_queries(qf, gf, query, gallery, single_shot=False, seed=0, max_rank=1)
-        out.append(float(res.cmc[0]) * 100)
-    return sum(out) / len(out)
+        for name, sl in cols.items():
+            res = rank_queries(qf[:, sl], gf[:, sl], query, gallery, single_shot=False, seed=0,
+                               max_rank=1)
+            out[name].append(float(res.cmc[0]) * 100)
+    means = {name: sum(v) / len(v) for name, v in out.items()}
+    return means if parts else means[""]
+
+
+def feature_parts(method) -> dict:
+    """For a CAD-Net with v = [f, g]: the column slices of f and of g in its test feature
+    (a diagnostic: which branch carries the rank-1); empty for every other method."""
+    model = getattr(method, "model", None)
+    if getattr(model, "feature_mode", None) != "fg" or model.config.l2_test_features:
+        return {}
+    d = model.feature_dim
+    return {"f": slice(0, d), "g": slice(d, 2 * d)}
+
+
+def parts_rank1(method, store, manifest, query, gallery, rates) -> str:
+    """``"f/g"`` seen rank-1 of the two halves of [f, g] (3 draws), or "" (see
+    :func:`feature_parts`)."""
+    parts = feature_parts(method)
+    if not parts:
+        return ""
+    r = rank1(method, store, manifest, query, gallery, rates, 3, parts)
+    return f"{r['f']:.1f}/{r['g']:.1f}"
 
 
 @torch.inference_mode()
@@ -222,6 +250,8 @@ def run(args) -> list[dict]:
                        "val_rank1_unseen": rank1(m, store, manifest, query, gallery,
                                                  (opt.unseen_rate,), 1),
                        "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
+                       "val_rank1_seen_f_g": parts_rank1(m, store, manifest, query, gallery,
+                                                         tuple(cfg.lr_rates)),
                        **recovery(m, store, manifest, query, tuple(cfg.lr_rates)),
                        "final_id": hist[-1].get("id", math.nan),
                        "final_tri": hist[-1].get("tri", math.nan),
