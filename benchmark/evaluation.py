@@ -14,7 +14,7 @@ import torch
 from datasets.loader import ImageStore, make_lr
 from datasets.protocol import Manifest
 
-from .metrics import evaluate_ranking, pairwise_distance
+from .metrics import evaluate_features
 from .metrics.quality import image_quality
 
 RANKS = (1, 5, 10)
@@ -30,10 +30,11 @@ def rank_queries(q_feat: torch.Tensor, g_feat: torch.Tensor, query: pd.DataFrame
                  gallery: pd.DataFrame, *, single_shot: bool, seed: int, max_rank: int,
                  num_repeats: int = 10):
     """CMC and mAP of ``query`` against ``gallery`` from their features (Euclidean)."""
-    return evaluate_ranking(
-        pairwise_distance(q_feat, g_feat, metric="euclidean"), query["pid"].to_numpy(),
+    return evaluate_features(
+        q_feat, g_feat, query["pid"].to_numpy(),
         gallery["pid"].to_numpy(), query["camid"].to_numpy(), gallery["camid"].to_numpy(),
-        max_rank=max_rank, single_shot=single_shot, num_repeats=num_repeats, seed=seed)
+        metric="euclidean", max_rank=max_rank, single_shot=single_shot,
+        num_repeats=num_repeats, seed=seed)
 
 
 @torch.inference_mode()

@@ -124,5 +124,8 @@ def test_eval_small_problem_matches_previous_and_reference():
     assert r["previous_distances_bitwise_equal"] == (1.0, "bool")
     assert r["previous_cmc_equal"] == (1.0, "bool")
     assert r["previous_abs_mAP_difference"][0] == 0
+    assert r["blockwise_cmc_equal"] == (1.0, "bool")
+    assert r["blockwise_abs_mAP_difference"][0] == 0
+    assert r["blockwise_over_matmul_bound"][0] > 0
     assert r["reference_multishot_queries_run"][0] == 50
     assert r["max_abs_cmc_difference"][0] < 1e-12 and r["abs_mAP_difference"][0] < 1e-12

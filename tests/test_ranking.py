@@ -340,3 +340,30 @@ def test_hand_made_ties_same_results_as_previous():
     for single_shot in (False, True):
         res = _assert_same_results(d, labels, max_rank=30, single_shot=single_shot)
         assert res.num_valid_queries > 100
+
+
+@pytest.mark.parametrize("chunk_size", [1024, 37])
+def test_features_path_same_as_full_matrix(chunk_size):
+    """``evaluate_features`` (distances block by block, never the full matrix) gives the
+    result of ``evaluate_ranking(pairwise_distance(...))``, ties included, and its blocks
+    are bitwise the rows of ``pairwise_distance``."""
+    from benchmark.metrics import evaluate_features
+    from benchmark.metrics.distance import distance_blocks
+
+    rng = np.random.default_rng(5)
+    qf = torch.from_numpy(rng.integers(-1, 2, (130, 6)).astype(np.float32))
+    gf = torch.from_numpy(rng.integers(-1, 2, (220, 6)).astype(np.float32))
+    labels = _labels(rng, 130, 220, 25, 3)
+    for metric in ("euclidean", "cosine"):
+        full = pairwise_distance(qf, gf, metric=metric, chunk_size=chunk_size)
+        rows = [b.clone() for _, b in distance_blocks(qf, gf, metric, chunk_size)]
+        assert torch.equal(torch.cat(rows), full)
+    d = pairwise_distance(qf, gf, chunk_size=chunk_size)
+    for single_shot in (False, True):
+        kw = dict(max_rank=30, single_shot=single_shot, num_repeats=4, seed=3)
+        want = evaluate_ranking(d, *labels, **kw)
+        got = evaluate_features(qf, gf, *labels, chunk_size=chunk_size, **kw)
+        assert np.array_equal(got.cmc, want.cmc) and got.mAP == want.mAP
+        assert got.num_valid_queries == want.num_valid_queries > 100
+    with pytest.raises(ValueError, match="query rows"):
+        evaluate_features(qf, gf, *(labels[0][:5],) + labels[1:])

@@ -12,10 +12,17 @@ from .quality import (
     psnr,
     ssim,
 )
-from .ranking import RankingResult, evaluate_ranking, pairwise_distance, single_shot_priorities
+from .ranking import (
+    RankingResult,
+    evaluate_features,
+    evaluate_ranking,
+    pairwise_distance,
+    single_shot_priorities,
+)
 
 __all__ = [
     "RankingResult",
+    "evaluate_features",
     "evaluate_ranking",
     "pairwise_distance",
     "single_shot_priorities",

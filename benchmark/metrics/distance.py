@@ -26,33 +26,62 @@ def pairwise_distance(qf, gf, metric: str = "euclidean", chunk_size: int = 1024)
     versions (``tests/test_ranking.py``), and so are the rankings. Returns a float32
     ``torch.Tensor`` when ``qf`` is a tensor, else a float32 ``numpy.ndarray``.
     """
-    if metric not in ("euclidean", "cosine"):
-        raise ValueError(f"unknown metric {metric!r}; use 'euclidean' or 'cosine'")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     as_numpy = not isinstance(qf, torch.Tensor)
-    q = torch.as_tensor(qf).detach().to("cpu", torch.float32)
-    g = torch.as_tensor(gf).detach().to("cpu", torch.float32)
-    if q.ndim != 2 or g.ndim != 2:
-        raise ValueError(f"features must be 2-D [N, D]; got {tuple(q.shape)} and {tuple(g.shape)}")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"feature dimensions differ: query {q.shape[1]} vs gallery {g.shape[1]}")
-    if metric == "cosine":
-        q = torch.nn.functional.normalize(q, dim=1, eps=1e-12)
-        g = torch.nn.functional.normalize(g, dim=1, eps=1e-12)
-    out = torch.empty((q.shape[0], g.shape[0]), dtype=torch.float32)
-    gt = g.t().contiguous()  # a transposed view would take other BLAS paths for small chunks
-    g_sq = _squared_norms(g) if metric == "euclidean" else None
-    with torch.no_grad():
-        for s in range(0, q.shape[0], chunk_size):
-            qc = q[s : s + chunk_size]
-            block = out[s : s + chunk_size]
-            torch.mm(qc, gt, out=block)
-            if metric == "euclidean":
-                _euclidean_from_products(block, g_sq, _squared_norms(qc)[:, None])
-            else:
-                block.neg_().add_(1.0)
+    prep = _Prepared(qf, gf, metric, chunk_size)
+    out = torch.empty((prep.q.shape[0], prep.g_t.shape[1]), dtype=torch.float32)
+    for s in range(0, prep.q.shape[0], chunk_size):
+        prep.fill(s, out[s : s + chunk_size])
     return out.numpy() if as_numpy else out
+
+
+def distance_blocks(qf, gf, metric: str = "euclidean", chunk_size: int = 1024):
+    """Yield ``(start, block)``: the rows ``start:start + len(block)`` of
+    :func:`pairwise_distance` (bitwise the same values: the same products), one
+    ``chunk_size``-row block at a time in ONE reused float32 buffer, so the full Q x G
+    matrix is never held (nor its pages first touched). A block is valid until the next
+    one is yielded: copy what must outlive it."""
+    prep = _Prepared(qf, gf, metric, chunk_size)
+    nq, ng = prep.q.shape[0], prep.g_t.shape[1]
+    buf = torch.empty((min(chunk_size, nq), ng), dtype=torch.float32)
+    for s in range(0, nq, chunk_size):
+        block = buf[: min(chunk_size, nq - s)]
+        prep.fill(s, block)
+        yield s, block
+
+
+class _Prepared:
+    """Checked float32 operands of a distance computation: queries ``q``, the contiguous
+    transposed gallery ``g_t`` and (Euclidean) the gallery's squared norms."""
+
+    def __init__(self, qf, gf, metric: str, chunk_size: int) -> None:
+        if metric not in ("euclidean", "cosine"):
+            raise ValueError(f"unknown metric {metric!r}; use 'euclidean' or 'cosine'")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        q = torch.as_tensor(qf).detach().to("cpu", torch.float32)
+        g = torch.as_tensor(gf).detach().to("cpu", torch.float32)
+        if q.ndim != 2 or g.ndim != 2:
+            raise ValueError(f"features must be 2-D [N, D]; got {tuple(q.shape)} and "
+                             f"{tuple(g.shape)}")
+        if q.shape[1] != g.shape[1]:
+            raise ValueError(f"feature dimensions differ: query {q.shape[1]} vs gallery "
+                             f"{g.shape[1]}")
+        if metric == "cosine":
+            q = torch.nn.functional.normalize(q, dim=1, eps=1e-12)
+            g = torch.nn.functional.normalize(g, dim=1, eps=1e-12)
+        self.metric, self.chunk_size, self.q = metric, chunk_size, q
+        self.g_t = g.t().contiguous()  # a transposed view would take other BLAS paths
+        self.g_sq = _squared_norms(g) if metric == "euclidean" else None
+
+    @torch.no_grad()
+    def fill(self, start: int, block: torch.Tensor) -> None:
+        """Distances of query rows ``start:start + len(block)`` into ``block`` (contiguous)."""
+        qc = self.q[start : start + block.shape[0]]
+        torch.mm(qc, self.g_t, out=block)
+        if self.metric == "euclidean":
+            _euclidean_from_products(block, self.g_sq, _squared_norms(qc)[:, None])
+        else:
+            block.neg_().add_(1.0)
 
 
 #: distance entries per block of the element-wise part of :func:`pairwise_distance`
@@ -79,8 +108,4 @@ def _euclidean_from_products(block, g_sq, q_sq) -> None:
         b.add_(q_sq[r : r + rows]).clamp_(min=0.0).sqrt_()
 
 
-# --------------------------------------------------------------------------------------------
-# single-shot sampling (shared with the reference implementation)
-
-
-__all__ = ["pairwise_distance"]
+__all__ = ["distance_blocks", "pairwise_distance"]

@@ -40,6 +40,10 @@ Conventions (the ones torchreid's ``eval_market1501`` / ``eval_cuhk03`` and open
   classic protocol); the query's own identity uses its lowest-priority image outside the
   query's camera. The same seed gives identical results; another seed gives another draw.
 
+From features, :func:`evaluate_features` computes the distances one block of query rows
+at a time and ranks each block before computing the next (bitwise the same distances, so
+the same result as ranking the full matrix, which is never held).
+
 Implementation (numpy; no Python loop over gallery items). Queries are processed in chunks
 of about 0.5M distance entries, one chunk per thread (``torch.get_num_threads()`` threads;
 numpy and torch release the GIL), so memory beyond the distance matrix itself stays in the
@@ -62,10 +66,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from .distance import pairwise_distance
+from .distance import distance_blocks, pairwise_distance
 
 __all__ = [
     "RankingResult",
+    "evaluate_features",
     "evaluate_ranking",
     "pairwise_distance",
     "single_shot_priorities",
@@ -378,79 +383,135 @@ def evaluate_ranking(
                      rank_rows=_rank_chunk_sorted)
 
 
+def evaluate_features(
+    q_feat,
+    g_feat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    *,
+    metric: str = "euclidean",
+    max_rank: int = 50,
+    single_shot: bool = False,
+    num_repeats: int = 10,
+    seed: int = 0,
+    chunk_size: int = 1024,
+) -> RankingResult:
+    """:func:`evaluate_ranking` of ``pairwise_distance(q_feat, g_feat, metric)``, computed
+    block by block (:func:`benchmark.metrics.distance.distance_blocks`): each block of
+    ``chunk_size`` query rows is ranked while the next is not yet computed, in one reused
+    buffer, so the Q x G matrix is never held. The distances are bitwise those of
+    :func:`pairwise_distance` and so the result is identical to
+    ``evaluate_ranking(pairwise_distance(...), ...)``."""
+    nq = len(q_feat)
+    ng = len(g_feat)
+    prob = _Problem(nq, ng, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank,
+                    single_shot=single_shot, num_repeats=num_repeats, seed=seed)
+    parts = []
+    for s, block in distance_blocks(q_feat, g_feat, metric, chunk_size):
+        parts += prob.rank(_distance_array(block), s)
+    return prob.result(parts)
+
+
 def _evaluate(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank: int = 50,
               single_shot: bool = False, num_repeats: int = 10, seed: int = 0,
               rank_rows=_rank_chunk_sorted) -> RankingResult:
     """:func:`evaluate_ranking` with the row ranking ``rank_rows`` (see :func:`_rank_chunk`)."""
     d_all = _distance_array(distmat)
     nq, ng = d_all.shape
-    qp_np, gp_np = _ids(q_pids, "q_pids"), _ids(g_pids, "g_pids")
-    qc_np, gc_np = _ids(q_camids, "q_camids"), _ids(g_camids, "g_camids")
-    if len(qp_np) != nq or len(qc_np) != nq:
-        raise ValueError(
-            f"distmat has {nq} query rows but q_pids has {len(qp_np)} and q_camids "
-            f"{len(qc_np)} entries"
-        )
-    if len(gp_np) != ng or len(gc_np) != ng:
-        raise ValueError(
-            f"distmat has {ng} gallery columns but g_pids has {len(gp_np)} and g_camids "
-            f"{len(gc_np)} entries"
-        )
-    if nq == 0 or ng == 0:
-        raise ValueError(f"empty problem: {nq} queries x {ng} gallery images")
-    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
-        raise ValueError(f"max_rank must be a positive int, got {max_rank!r}")
-    max_rank = int(max_rank)
-    if single_shot and (
-        isinstance(num_repeats, bool)
-        or not isinstance(num_repeats, (int, np.integer))
-        or num_repeats < 1
-    ):
-        raise ValueError(f"num_repeats must be a positive int, got {num_repeats!r}")
+    prob = _Problem(nq, ng, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank,
+                    single_shot=single_shot, num_repeats=num_repeats, seed=seed,
+                    rank_rows=rank_rows)
+    return prob.result(prob.rank(d_all, 0))
 
-    qp, gp = _encode(qp_np, gp_np)
-    qc, gc = _encode(qc_np, gc_np)
-    table = _pid_table(qp, gp)
-    if single_shot:
-        u_all = single_shot_priorities(ng, int(num_repeats), seed)
-        sampled = [_sampled_per_identity(gp, u) for u in u_all]
 
-    def one_chunk(s: int):
-        d = _chunk_as_float(d_all[s : s + step])
-        qpc, qcc = qp[s : s + step], qc[s : s + step]
-        trow = table.row_of_query[s : s + step]
-        cand, cand_ok = table.index[trow], table.mask[trow]
-        first, ap, n_good = _rank_chunk(d, qpc, qcc, cand, cand_ok, gp, gc, rank_rows)
-        valid = np.flatnonzero(n_good > 0)
-        ss = None
-        if single_shot and len(valid):
-            dv, qpv, qcv, cv, cov = d[valid], qpc[valid], qcc[valid], cand[valid], cand_ok[valid]
-            ss = np.stack([
-                _single_shot_ranks(dv, qpv, qcv, cv, cov, sampled[r], gp, gc, u_all[r])
-                for r in range(len(u_all))
-            ])
-        return first[valid], ap[valid], ss
+class _Problem:
+    """Checked, encoded labels of a Q x G ranking problem; ranks blocks of distance rows
+    (:meth:`rank`) and combines their parts into a :class:`RankingResult` (:meth:`result`).
+    Each row's rank and AP depend on that row alone, so any split into blocks gives the
+    same result."""
 
-    step = max(1, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // ng))
-    starts = range(0, nq, step)
-    workers = max(1, min(torch.get_num_threads(), len(starts)))
-    if workers == 1:
-        parts = [one_chunk(s) for s in starts]
-    else:  # numpy releases the GIL in the heavy loops: one chunk per thread
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(one_chunk, starts))
-    n_valid = sum(len(p[0]) for p in parts)
-    if n_valid == 0:
-        raise ValueError(
-            f"no valid query: none of the {nq} queries has a gallery image of its identity "
-            "from another camera (same identity + same camera images are removed)"
-        )
-    if single_shot:
-        ranks = np.concatenate([p[2] for p in parts if p[2] is not None], axis=1)  # [repeats, n_valid]
-        cmc = np.mean([_cmc_from_first(r, max_rank) for r in ranks], axis=0)
-    else:
-        cmc = _cmc_from_first(np.concatenate([p[0] for p in parts]), max_rank)
-    cmc = np.asarray(cmc, dtype=np.float64)
-    cmc.setflags(write=False)
-    return RankingResult(cmc=cmc, mAP=float(np.concatenate([p[1] for p in parts]).mean()),
-                         num_valid_queries=n_valid, num_queries=nq)
+    def __init__(self, nq, ng, q_pids, g_pids, q_camids, g_camids, *, max_rank, single_shot,
+                 num_repeats, seed, rank_rows=_rank_chunk_sorted) -> None:
+        qp_np, gp_np = _ids(q_pids, "q_pids"), _ids(g_pids, "g_pids")
+        qc_np, gc_np = _ids(q_camids, "q_camids"), _ids(g_camids, "g_camids")
+        if len(qp_np) != nq or len(qc_np) != nq:
+            raise ValueError(
+                f"distmat has {nq} query rows but q_pids has {len(qp_np)} and q_camids "
+                f"{len(qc_np)} entries"
+            )
+        if len(gp_np) != ng or len(gc_np) != ng:
+            raise ValueError(
+                f"distmat has {ng} gallery columns but g_pids has {len(gp_np)} and g_camids "
+                f"{len(gc_np)} entries"
+            )
+        if nq == 0 or ng == 0:
+            raise ValueError(f"empty problem: {nq} queries x {ng} gallery images")
+        if (isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer))
+                or max_rank < 1):
+            raise ValueError(f"max_rank must be a positive int, got {max_rank!r}")
+        if single_shot and (
+            isinstance(num_repeats, bool)
+            or not isinstance(num_repeats, (int, np.integer))
+            or num_repeats < 1
+        ):
+            raise ValueError(f"num_repeats must be a positive int, got {num_repeats!r}")
+        self.nq, self.ng, self.max_rank = nq, ng, int(max_rank)
+        self.single_shot, self.rank_rows = single_shot, rank_rows
+        self.qp, self.gp = _encode(qp_np, gp_np)
+        self.qc, self.gc = _encode(qc_np, gc_np)
+        self.table = _pid_table(self.qp, self.gp)
+        if single_shot:
+            self.u_all = single_shot_priorities(ng, int(num_repeats), seed)
+            self.sampled = [_sampled_per_identity(self.gp, u) for u in self.u_all]
+
+    def rank(self, d_rows: np.ndarray, offset: int) -> list:
+        """Parts ``(first, ap, single-shot ranks)`` of the valid queries among rows
+        ``offset:offset + len(d_rows)``, chunk by chunk (one chunk per thread)."""
+        step = max(1, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // self.ng))
+        gp, gc = self.gp, self.gc
+
+        def one_chunk(s: int):
+            d = _chunk_as_float(d_rows[s : s + step])
+            rows = slice(offset + s, offset + s + len(d))
+            qpc, qcc = self.qp[rows], self.qc[rows]
+            trow = self.table.row_of_query[rows]
+            cand, cand_ok = self.table.index[trow], self.table.mask[trow]
+            first, ap, n_good = _rank_chunk(d, qpc, qcc, cand, cand_ok, gp, gc, self.rank_rows)
+            valid = np.flatnonzero(n_good > 0)
+            ss = None
+            if self.single_shot and len(valid):
+                dv, qpv, qcv = d[valid], qpc[valid], qcc[valid]
+                cv, cov = cand[valid], cand_ok[valid]
+                ss = np.stack([
+                    _single_shot_ranks(dv, qpv, qcv, cv, cov, self.sampled[r], gp, gc,
+                                       self.u_all[r])
+                    for r in range(len(self.u_all))
+                ])
+            return first[valid], ap[valid], ss
+
+        starts = range(0, len(d_rows), step)
+        workers = max(1, min(torch.get_num_threads(), len(starts)))
+        if workers == 1:
+            return [one_chunk(s) for s in starts]
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy releases the GIL
+            return list(pool.map(one_chunk, starts))
+
+    def result(self, parts: list) -> RankingResult:
+        """The CMC and mAP of all rows from the parts of :meth:`rank`, in row order."""
+        n_valid = sum(len(p[0]) for p in parts)
+        if n_valid == 0:
+            raise ValueError(
+                f"no valid query: none of the {self.nq} queries has a gallery image of its "
+                "identity from another camera (same identity + same camera images are removed)"
+            )
+        if self.single_shot:
+            ranks = np.concatenate([p[2] for p in parts if p[2] is not None], axis=1)
+            cmc = np.mean([_cmc_from_first(r, self.max_rank) for r in ranks], axis=0)
+        else:
+            cmc = _cmc_from_first(np.concatenate([p[0] for p in parts]), self.max_rank)
+        cmc = np.asarray(cmc, dtype=np.float64)
+        cmc.setflags(write=False)
+        return RankingResult(cmc=cmc, mAP=float(np.concatenate([p[1] for p in parts]).mean()),
+                             num_valid_queries=n_valid, num_queries=self.nq)
