@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--paired", metavar="REFERENCE",
                       help="per-trial differences of --methods against REFERENCE from stored "
                            "results (mean, std, range, wins, paired t-test): paired-REFERENCE.csv/.md")
+    what.add_argument("--claims", action="store_true",
+                      help="check the paper's claims (orderings of two methods on a metric) "
+                           "against stored per-trial results with a 95%% interval of the "
+                           "paired differences: claims.csv/.md (holds / does not hold / "
+                           "undecided / not run)")
     what.add_argument("--list-datasets", action="store_true",
                       help="list the datasets found under --data-root and exit")
     p.add_argument("--datasets", help="comma-separated: market1501, dukemtmcreid, cuhk03, viper, "
@@ -238,7 +243,7 @@ def make_config(args, default_methods: list[str]):
     if args.protocol == "authors" and args.trials not in (None, 1):
         raise UsageError("the authors' lists hold one fixed split: --trials must be 1")
     if args.stored_only and args.retrain:
-        raise UsageError("--stored-only (and --paired) train nothing; they cannot be combined "
+        raise UsageError("--stored-only (and --paired, --claims) train nothing; they cannot be combined "
                          "with --retrain")
     if args.stored_only and args.figure in ("3", "4"):
         raise UsageError(f"--stored-only applies to --table, --figure sweep and --figure "
@@ -341,6 +346,15 @@ def dispatch(args) -> int:
         cfg = make_config(args, default_methods=list(spec.default_methods))
         paths = tables.make_table(args.table, cfg)
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
+    if args.claims:
+        from .claims import claim_methods, claims_report
+
+        cfg = make_config(argparse.Namespace(**{**vars(args), "stored_only": True}),
+                          claim_methods())
+        paths = claims_report(cfg)
+        print(paths[1].read_text())
+        console.print("wrote " + ", ".join(str(p) for p in paths))
         return 0
     if args.paired is not None:
         from .paired import paired_report

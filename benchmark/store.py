@@ -33,7 +33,7 @@ class MissingResult(MLRBenchError):
 
     def __init__(self, path: Path) -> None:
         super().__init__(
-            f"--stored-only / --paired read stored results only, and none is stored under "
+            f"--stored-only / --paired / --claims read stored results only, and none is stored under "
             f"{path} for these settings (make them first with --table / --figure sweep and "
             "the same flags)")
         self.path = path
