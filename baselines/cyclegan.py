@@ -36,7 +36,7 @@ residual blocks (CycleGAN: 6 at 128 px, 9 at 256 px); a constant learning rate (
 decays it linearly to zero over the second half); no history pool of 50 generated images
 (it would draw random numbers outside the engine's seeded, resumable stream); the profile's
 epochs; the identity loss, optional in CycleGAN, is always used. The measurements that led
-to CycleGAN's optimiser and the residual generators: ``results/reference/cpu-viper/NOTES.md``.
+to CycleGAN's optimiser and the residual generators: ``results/reference/cpu-viper-scratch/NOTES.md``.
 """
 
 from __future__ import annotations

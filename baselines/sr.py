@@ -66,7 +66,7 @@ from datasets.loader import make_lr
 #: minimise ``lambda_rec * L_pixel + scale * L_reid`` while the re-ID network minimises
 #: ``L_reid``. Why not 1: the input gradients of a randomly initialised re-ID network are
 #: large and not yet meaningful, and at full weight they wreck the SR outputs (measured for
-#: 1, 0.1 and 0.01: ``results/reference/cpu-viper/NOTES.md``).
+#: 1, 0.1 and 0.01: ``results/reference/cpu-viper-scratch/NOTES.md``).
 REID_GRAD_TO_SR = 0.01
 
 

@@ -20,7 +20,7 @@ Profiles
            decay) as in Tsai et al. and the authors' code, because D_F does not learn under
            the paper's SGD 1e-4 at this budget. CAD-Net's D_I keeps the paper's SGD in every
            profile (``PAPER_DI_OPTIM`` in the CAD-Net presets). The measurements behind
-           these choices: ``results/reference/cpu-viper/NOTES.md``, "Design measurements
+           these choices: ``results/reference/cpu-viper-scratch/NOTES.md``, "Design measurements
            behind the code".
 ``smoke``  a tiny ResNet-ish trunk (BasicBlock [1, 1, 1, 1], width 8, d = 64) at 64 x 32,
            batch 16 + 16, 2 epochs: seconds.

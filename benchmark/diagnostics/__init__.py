@@ -2,8 +2,8 @@
 
 Each module is run from the repository root as ``python -m benchmark.diagnostics.<name>``
 (``--help`` lists its options) and prints its result; the committed outputs are in
-``results/reference/cpu-viper/diagnostics/`` and what they found is in
-``results/reference/cpu-viper/NOTES.md``. They read the cached models and manifests under
+``results/reference/cpu-viper-scratch/diagnostics/`` and what they found is in
+``results/reference/cpu-viper-scratch/NOTES.md``. They read the cached models and manifests under
 ``--out`` (default: the reference folder) and the images under ``--data-root``; none of them
 changes a model or a setting.
 
@@ -21,7 +21,7 @@ import argparse
 from pathlib import Path
 
 #: the reference results folder whose cached models the diagnostics read
-REFERENCE_OUT = Path("results/reference/cpu-viper")
+REFERENCE_OUT = Path("results/reference/cpu-viper-scratch")
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ cached model is named and skipped, nothing is trained. The Table 3 ablations are
 models too (``--methods``).
 
     python -m benchmark.diagnostics.cadnet_fg_parts --data-root ../shared/data --trials 0,1,2 \\
-        > results/reference/cpu-viper/diagnostics/cadnet_fg_parts.txt
+        > results/reference/cpu-viper-scratch/diagnostics/cadnet_fg_parts.txt
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ CycleGAN's Adam (lr 2e-4, betas 0.5 / 0.999); prints the L1 every 25 steps. Only
 copies are trained; no cached model or setting changes.
 
     python -m benchmark.diagnostics.cyclegan_g_identity_optim --data-root ../shared/data \\
-        > results/reference/cpu-viper/diagnostics/cyclegan_g_identity_optim.txt
+        > results/reference/cpu-viper-scratch/diagnostics/cyclegan_g_identity_optim.txt
 """
 
 from __future__ import annotations

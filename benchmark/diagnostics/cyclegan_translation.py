@@ -7,7 +7,7 @@ rank-1 of the trained re-ID network R on R(G(query)) vs R(G(gallery)), G on the 
 only, and no G at all.
 
     python -m benchmark.diagnostics.cyclegan_translation --data-root ../shared/data \\
-        > results/reference/cpu-viper/diagnostics/cyclegan_translation-residual.txt
+        > results/reference/cpu-viper-scratch/diagnostics/cyclegan_translation-residual.txt
 
 The committed outputs are ``-sgd.txt`` (SGD, plain generators), ``-adam.txt`` (CycleGAN's
 Adam, plain generators) and ``-residual.txt`` (Adam, residual generators).
