@@ -121,7 +121,7 @@ def collect(run: RunConfig, *measures: Measure) -> tuple[Collected, ...]:
         ds = load_checked(run, name)
         for out in outs:
             out.datasets[name] = {"root": str(ds.root), "excluded": ds.excluded,
-                                  "notes": ds.notes}
+                                  "notes": ds.notes, "comparable": ds.comparable}
         for t in range(run.num_trials(name)):
             todo = [(m, out) for m, out in zip(measures, outs)
                     if t == 0 or not m.first_trial_only]

@@ -80,9 +80,12 @@ def reported(spec: TableSpec) -> pd.DataFrame:
         ["method", "dataset", "testset", "metric", "value"]]
 
 
-def with_reported(table: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
-    """Add ``<metric>_paper`` columns (NaN where the paper has no value)."""
+def with_reported(table: pd.DataFrame, spec: TableSpec,
+                  incomparable: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Add ``<metric>_paper`` columns (NaN where the paper has no value, and for the
+    ``incomparable`` datasets: data other than the paper's, e.g. a re-split)."""
     paper = reported(spec)
+    paper = paper[~paper["dataset"].isin(incomparable)]
     out = table.copy()
     for m in spec.metrics:
         sel = paper[paper["metric"] == m]
@@ -124,11 +127,15 @@ def missing_note(missing: list[dict]) -> str:
 
 
 def to_markdown(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig,
-                missing: list[dict] | None = None) -> str:
+                missing: list[dict] | None = None, dataset_info: dict | None = None) -> str:
     lines = [f"# {spec.title}", "",
              f"protocol `{cfg.protocol}`, profile `{cfg.profile}`, seed {cfg.seed}; mean ± std "
              "over trials (the mean alone for one trial); the paper's value and the difference "
              "in brackets where it has one.", ""]
+    for name, info in (dataset_info or {}).items():
+        if not info.get("comparable", True):
+            lines += ["**" + "; ".join(info.get("notes") or [f"{name}: not comparable"])
+                      + ".**", ""]
     if missing:
         lines += [missing_note(missing), ""]
     lines += ["| dataset | method | queries | " + " | ".join(spec.metrics)
@@ -175,7 +182,7 @@ def write_table(table: pd.DataFrame, spec: TableSpec, cfg: RunConfig, wall_s: fl
                 weights: dict | None = None) -> dict[str, Path]:
     paths = table_paths(cfg, spec.name)
     atomic_write_text(paths["csv"], table.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(paths["md"], to_markdown(table, spec, cfg, missing))
+    atomic_write_text(paths["md"], to_markdown(table, spec, cfg, missing, dataset_info))
     atomic_write_json(paths["provenance"], {
         **base_provenance(cfg.device), "table": spec.name, "datasets": cfg.datasets,
         "methods": cfg.methods, "protocol": cfg.protocol, "profile": cfg.profile,
@@ -197,7 +204,9 @@ def make_table(number: int, cfg: RunConfig) -> dict[str, Path]:
     t0 = time.perf_counter()
     (results,) = collect(cfg, ResultMeasure())
     per_trial = results.frame(cfg)
-    table = with_reported(aggregate(per_trial, spec), spec)
+    info = per_trial.attrs.get("datasets") or {}
+    table = with_reported(aggregate(per_trial, spec), spec, frozenset(
+        d for d, i in info.items() if not i.get("comparable", True)))
     notes = sorted({n for n in per_trial.get("lpips_note", pd.Series(dtype=str)).dropna()})
     print_table(table, spec)
     for n in notes:

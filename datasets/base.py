@@ -87,6 +87,9 @@ class ReidDataset:
     test_sets: list[list[int]] | None = None
     excluded: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: False when the images are not the split the paper evaluated on (e.g. a re-split of a
+    #: fixed-split dataset): tables then show no paper value for this dataset
+    comparable: bool = True
 
     @property
     def num_ids(self) -> int:

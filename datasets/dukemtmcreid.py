@@ -18,6 +18,8 @@ from .market1501 import read_fixed_split
 INFO = DatasetInfo(name="dukemtmcreid", folder="dukemtmc-reid", default_trials=1,
                    lr_camera=0, authors_list_folder="DukeMTMC-reID", genuine_lr=False,
                    authors_image_name=None)
+#: image files per folder of the released DukeMTMC-reID
+RELEASED = {"train": 16522, "query": 2228, "gallery": 17661}
 LAYOUT = (
     "  <data-root>/dukemtmc-reid/DukeMTMC-reID/bounding_box_train/*.jpg\n"
     "  <data-root>/dukemtmc-reid/DukeMTMC-reID/bounding_box_test/*.jpg\n"
@@ -29,4 +31,4 @@ def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
     top = Path(data_root) / INFO.folder
     base = find_first_dir([top / "DukeMTMC-reID", top], "dukemtmcreid", LAYOUT)
     subdirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-    return read_fixed_split(INFO.name, base, subdirs, num_cams=8)
+    return read_fixed_split(INFO.name, base, subdirs, num_cams=8, released=RELEASED)

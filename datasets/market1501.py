@@ -40,17 +40,29 @@ def parse_name(path: Path, pattern: re.Pattern = _NAME) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2)) - 1
 
 
+#: image files per folder of the released Market-1501 (junk and distractors included)
+RELEASED = {"train": 12936, "query": 3368, "gallery": 19732}
+
+
 def read_fixed_split(name: str, base: Path, subdirs: dict[str, str], num_cams: int,
-                     pattern: re.Pattern = _NAME) -> ReidDataset:
-    """Shared by Market-1501 and DukeMTMC-reID: a released train/query/gallery split."""
+                     pattern: re.Pattern = _NAME, released: dict[str, int] | None = None
+                     ) -> ReidDataset:
+    """Shared by Market-1501 and DukeMTMC-reID: a released train/query/gallery split.
+
+    ``released``: the image-file count of each role in the released dataset; other counts
+    (a subset, a re-split) make the dataset not ``comparable`` with the paper, with a note
+    giving both counts."""
     split: dict[str, list[Record]] = {}
+    files: dict[str, int] = {}
     excluded = {"junk (pid -1)": 0, "distractor in train (pid 0)": 0}
     for role, sub in subdirs.items():
         folder = base / sub
         if not folder.is_dir():
             raise DatasetError(f"{name}: folder not found: {folder} (expected {sub}/ inside {base})")
         recs = []
-        for p in list_images(folder):
+        paths = list_images(folder)
+        files[role] = len(paths)
+        for p in paths:
             pid, camid = parse_name(p, pattern)
             if not 0 <= camid < num_cams:
                 raise DatasetError(f"{name}: camera {camid + 1} out of range 1..{num_cams} in {p}")
@@ -65,11 +77,19 @@ def read_fixed_split(name: str, base: Path, subdirs: dict[str, str], num_cams: i
             raise DatasetError(f"{name}: no images found in {folder}")
         split[role] = recs
     images = [r for recs in split.values() for r in recs]
-    return ReidDataset(name=name, root=base, images=images, split=split, excluded=excluded)
+    ds = ReidDataset(name=name, root=base, images=images, split=split, excluded=excluded)
+    if released is not None and files != released:
+        ds.comparable = False
+        ds.notes.append(
+            f"{name}: not the released split (image files " + ", ".join(
+                f"{role} {files[role]:,}" for role in subdirs) + "; released: " + ", ".join(
+                f"{role} {released[role]:,}" for role in subdirs) + "): its numbers are not "
+            "comparable with the paper's, and tables show no paper value for it")
+    return ds
 
 
 def load(data_root: Path, *, cache_dir: Path | None = None) -> ReidDataset:
     top = Path(data_root) / INFO.folder
     base = find_first_dir([top / "Market-1501-v15.09.15", top], "market1501", LAYOUT)
     subdirs = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-    return read_fixed_split(INFO.name, base, subdirs, num_cams=6)
+    return read_fixed_split(INFO.name, base, subdirs, num_cams=6, released=RELEASED)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from datasets import DatasetError, get_reader, list_datasets, load_dataset
 from datasets.loader import ImageStore, check_images, decode_image
+from tests.conftest import shared_path
 
 
 def test_viper_reader_finds_632_ids_in_2_cameras(viper_root):
@@ -178,3 +179,25 @@ def test_image_store_decodes_once_and_reuses_the_disk_cache(tmp_path, viper_root
     x = s1.batch(s1.indices([paths[4]]))
     ref = decode_image(paths[4], (32, 16))
     assert np.allclose(x[0].numpy() * 255, ref, atol=1e-3)
+
+
+def test_market_subset_or_resplit_is_not_comparable_with_the_paper(market_root, monkeypatch):
+    """Image counts other than the released ones (the sample here; a re-split) mark the
+    dataset as not comparable, with both counts in the note; the released counts do not."""
+    import datasets.market1501 as market
+
+    ds = load_dataset("market1501", market_root)
+    assert ds.comparable is False and len(ds.notes) == 1
+    assert "not the released split" in ds.notes[0] and "query 3,368" in ds.notes[0]
+    n = {role: len(recs) for role, recs in ds.split.items()}
+    monkeypatch.setattr(market, "RELEASED", {"train": n["train"], "query": n["query"],
+                                             "gallery": n["gallery"]})
+    ds = load_dataset("market1501", market_root)  # no junk in the sample: files == records
+    assert ds.comparable is True and ds.notes == []
+
+
+def test_market_resplit_data_root_is_labelled():
+    root = shared_path("data-market-resplit")
+    ds = load_dataset("market1501", root)
+    assert not ds.comparable
+    assert "query 1,635, gallery 4,963" in ds.notes[0]

@@ -4,6 +4,7 @@ cached models, byte-identical reruns, and resuming a run killed in the middle.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -207,6 +208,29 @@ def test_reported_values_are_joined_by_method_dataset_and_testset():
     t = with_reported(rows, TABLES[2])
     assert t.rank1_paper.tolist()[:2] == [82.1, 78.6] and pd.isna(t.rank1_paper[2])
     assert t.ssim_paper.tolist()[:2] == [0.73, 0.71]
+    # data other than the paper's (a re-split): no paper value, and the Markdown says why
+    t = with_reported(rows, TABLES[2], frozenset({"cuhk03"}))
+    assert t.rank1_paper.isna().all() and t.ssim_paper.isna().all()
+
+
+def test_incomparable_dataset_note_in_markdown():
+    from benchmark.config import RunConfig
+    from benchmark.tables import TABLES, aggregate, to_markdown, with_reported
+
+    per_trial = pd.DataFrame({"dataset": ["market1501"] * 2, "method": ["cadnet"] * 2,
+                              "trial": [0, 0], "testset": ["seen", "unseen"],
+                              "rank1": [50.0, 40.0], "rank5": [60.0] * 2,
+                              "rank10": [70.0] * 2, "mAP": [30.0] * 2,
+                              "num_queries": [10] * 2, "init": ["imagenet"] * 2})
+    spec = TABLES[1]
+    note = "market1501: not the released split (...)"
+    info = {"market1501": {"comparable": False, "notes": [note]}}
+    md = to_markdown(with_reported(aggregate(per_trial, spec), spec, frozenset({"market1501"})),
+                     spec, RunConfig(["market1501"], ["cadnet"], Path("d"), Path("o")), None, info)
+    assert f"**{note}.**" in md and "(paper" not in md
+    md = to_markdown(with_reported(aggregate(per_trial, spec), spec), spec,
+                     RunConfig(["market1501"], ["cadnet"], Path("d"), Path("o")))
+    assert "(paper 83.7, Δ -33.7)" in md  # the released split: compared with the paper
 
 
 def test_figure3_refuses_methods_without_images(out, capsys):
