@@ -223,7 +223,8 @@ def test_optimizers_follow_config():
     model = _model("smoke")
     opts = build_optimizers(model)
     assert isinstance(opts["model"], torch.optim.SGD)
-    assert opts["model"].defaults["lr"] == 1e-3 and opts["model"].defaults["momentum"] == 0.9
+    # the validated balance: E/G/F/C at lr 5e-4 (the profile: 1e-3), the rest as the profile
+    assert opts["model"].defaults["lr"] == 5e-4 and opts["model"].defaults["momentum"] == 0.9
     assert opts["model"].defaults["weight_decay"] == 5e-4
     assert isinstance(opts["d_f"], torch.optim.Adam) and opts["d_f"].defaults["lr"] == 1e-4
     # D_I keeps the paper's SGD lr 1e-4 in the CAD-Net presets (cpu/smoke D_F: Adam)
@@ -284,8 +285,9 @@ def test_paper_lambdas_all_one_and_authors_preset_differs():
     assert (cfg.reid_grad_to_g, cfg.decoder_residual) == (1.0, False)
     v = make_config("paper", "cadnet")  # the validated balance: only these fields differ
     assert (v.triplet_normalize, v.triplet_margin, v.reid_grad_to_g, v.decoder_residual) == (
-        True, 0.3, 0.01, True)
-    assert v.lambdas == cfg.lambdas and v.di_optim == cfg.di_optim
+        False, 2.0, 0.01, True)
+    assert v.lambdas == {**cfg.lambdas, "rec": 10.0} and v.di_optim == cfg.di_optim
+    assert v.model_optim == replace(cfg.model_optim, lr=5e-4)  # only the learning rate
     assert (cfg.use_adv_di, cfg.use_adv_df, cfg.use_rec, cfg.use_cls) == (True,) * 4
     assert cfg.lr_method == "bilinear" and not cfg.l2_test_features and not cfg.bn_neck
     a = make_config("paper", "authors-code")
