@@ -62,15 +62,16 @@ class ResultStore:
                 / f"seed{r.seed}-trial{trial}")
 
     def result_key(self, dataset: str, method, trial: int, manifest_sha256: str) -> dict:
-        """What a stored result of ``method`` (a method object) must match to be reused."""
+        """What a stored result of ``method`` (a method object) must match to be reused, in
+        its JSON form (tuples as lists), so that it compares equal to the stored key."""
         r = self.run
-        return {"eval_version": EVAL_VERSION, "model_code_version": MODEL_CODE_VERSION,
+        return _as_json({"eval_version": EVAL_VERSION, "model_code_version": MODEL_CODE_VERSION,
                 "method_config": method.config_key(r), "dataset": dataset,
                 "method": method.name, "trial": trial, "seed": r.seed, "protocol": r.protocol,
                 "profile": r.profile, "input_size": list(r.input_size),
                 "lr_method": r.lr_method, "pretrained": r.pretrained,
                 "dataset_options": r.dataset_options.get(dataset, {}),
-                "manifest_sha256": manifest_sha256}
+                "manifest_sha256": manifest_sha256})
 
     def rows(self, path: Path, key: dict, compute) -> list[dict]:
         """The rows stored at ``path`` under ``key``; otherwise (or with ``retrain``)
@@ -97,6 +98,11 @@ class ResultStore:
             return Path(r.out) / name
         stem, _, ext = name.partition(".")
         return Path(r.out) / f"{stem}-{r.protocol}.{ext}"
+
+
+def _as_json(value):
+    """``value`` as it reads back from JSON (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(value))
 
 
 def read_json(path: Path, what: str):

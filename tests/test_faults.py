@@ -212,3 +212,24 @@ def test_read_json_roundtrip(tmp_path):
     p = tmp_path / "a.json"
     p.write_text(json.dumps({"rows": [1]}))
     assert read_json(p, "x") == {"rows": [1]}
+
+
+def test_result_with_tuple_parameters_is_reused(tmp_path):
+    """A method whose parameters hold tuples (lomo-xqda's LOMO settings) gets its stored
+    result back: the key is compared in its JSON form, as it was stored."""
+    from benchmark.config import CacheMode, RunConfig
+    from benchmark.methods import create_method
+    from benchmark.store import ResultStore
+
+    run = RunConfig(["viper"], ["lomo-xqda"], tmp_path, tmp_path)
+    store = ResultStore(run)
+    method = create_method("lomo-xqda")
+    assert isinstance(method.config_key(run)["lomo"]["hsv_bins"], tuple)
+    key = store.result_key("viper", method, 0, "abc")
+    path = store.result_path("viper", "lomo-xqda", 0)
+    calls = []
+    rows = store.rows(path, key, lambda: calls.append(1) or [{"rank1": 1.0}])
+    again = ResultStore(RunConfig(["viper"], ["lomo-xqda"], tmp_path, tmp_path,
+                                  cache=CacheMode.STORED_ONLY))
+    assert again.rows(path, again.result_key("viper", method, 0, "abc"), None) == rows
+    assert calls == [1]
