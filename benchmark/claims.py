@@ -55,6 +55,10 @@ _T1 = "Table 1 (all five datasets)"
 _T2S = "Table 2, seen r (MLR-CUHK03)"
 _T2U = "Table 2, unseen r = 8 (MLR-CUHK03)"
 _T3 = "Table 3 (MLR-CUHK03)"
+_S45 = "section 4.5: recovery adds detail to the LR input"
+_INPUT = "bicubic: the up-sampled query itself (no learning)"
+_CONTROL = "not in the paper: the LR-augmentation control"
+_CONTROL_NOTE = "does CAD-Net add anything beyond training on LR images?"
 _STAND_IN = "hr-only stands in for the standard re-ID methods (CamStyle, FD-GAN)"
 
 CLAIMS: tuple[Claim, ...] = (
@@ -78,15 +82,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("T2-unseen-rank1-csrgan", _T2U, "cadnet", "csrgan", "rank1", "unseen"),
     Claim("T2-unseen-rank1-sing", _T2U, "cadnet", "sing", "rank1", "unseen"),
     Claim("T2-unseen-ssim-sing", _T2U, "cadnet", "sing", "ssim", "unseen"),
-    Claim("T2-seen-ssim-input", "section 4.5: recovery adds detail to the LR input",
-          "cadnet", "bicubic", "ssim", "seen",
-          note="bicubic: the up-sampled query itself (no learning)"),
-    Claim("T2-seen-psnr-input", "section 4.5: recovery adds detail to the LR input",
-          "cadnet", "bicubic", "psnr", "seen",
-          note="bicubic: the up-sampled query itself (no learning)"),
-    Claim("T2-unseen-ssim-input", "section 4.5: recovery adds detail to the LR input",
-          "cadnet", "bicubic", "ssim", "unseen",
-          note="bicubic: the up-sampled query itself (no learning)"),
+    Claim("T2-seen-ssim-input", _S45, "cadnet", "bicubic", "ssim", "seen", note=_INPUT),
+    Claim("T2-seen-psnr-input", _S45, "cadnet", "bicubic", "psnr", "seen", note=_INPUT),
+    Claim("T2-unseen-ssim-input", _S45, "cadnet", "bicubic", "ssim", "unseen", note=_INPUT),
     Claim("T3-no-adv-di", _T3, "cadnet", "cadnet-no-adv-di", "rank1", "seen"),
     Claim("T3-no-adv-df", _T3, "cadnet", "cadnet-no-adv-df", "rank1", "seen"),
     Claim("T3-no-rec", _T3, "cadnet", "cadnet-no-rec", "rank1", "seen"),
@@ -97,12 +95,8 @@ CLAIMS: tuple[Claim, ...] = (
           "cadnet-no-rec", "cadnet-no-cls", "rank1", "seen"),
     Claim("T3-ssim-no-adv-df", _T3, "cadnet", "cadnet-no-adv-df", "ssim", "seen"),
     Claim("T3-ssim-no-rec", _T3, "cadnet", "cadnet-no-rec", "ssim", "seen"),
-    Claim("control-lr-aug", "not in the paper: the LR-augmentation control",
-          "cadnet", "lr-aug", "rank1", "seen",
-          note="does CAD-Net add anything beyond training on LR images?"),
-    Claim("control-lr-aug-unseen", "not in the paper: the LR-augmentation control",
-          "cadnet", "lr-aug", "rank1", "unseen",
-          note="does CAD-Net add anything beyond training on LR images?"),
+    Claim("control-lr-aug", _CONTROL, "cadnet", "lr-aug", "rank1", "seen", note=_CONTROL_NOTE),
+    Claim("control-lr-aug-unseen", _CONTROL, "cadnet", "lr-aug", "rank1", "unseen", note=_CONTROL_NOTE),
 )
 
 LOWER_IS_BETTER = {"lpips"}
@@ -162,18 +156,8 @@ def check(per_trial: pd.DataFrame, claims=CLAIMS) -> pd.DataFrame:
     return pd.DataFrame(out, columns=COLUMNS).round(4)
 
 
-def stored_per_trial(cfg) -> tuple[pd.DataFrame, list[dict]]:
-    """Long frame (dataset, method, trial, queries, metric, value) of every stored Table 1-3
-    result of ``cfg`` (rank-1, mAP, SSIM, PSNR, LPIPS per query set), and the missing ones."""
-    from .evaluation import ResultMeasure
-    from .experiment import collect
-
-    (results,) = collect(cfg, ResultMeasure())
-    frame = results.frame(cfg)
-    metrics = [m for m in METRICS if m in frame.columns]
-    long = frame.melt(id_vars=["dataset", "method", "trial", "testset"], value_vars=metrics,
-                      var_name="metric").dropna(subset=["value"])
-    return long.rename(columns={"testset": "queries"}), results.missing
+def _blank_nan(x, fmt: str = "{:.2f}") -> str:
+    return "" if isinstance(x, float) and math.isnan(x) else fmt.format(x)
 
 
 def to_markdown(table: pd.DataFrame, missing: list[dict]) -> str:
@@ -192,8 +176,7 @@ def to_markdown(table: pd.DataFrame, missing: list[dict]) -> str:
               "better | worse | difference (- margin) | 95 % interval | verdict |",
               "|---" * 13 + "|"]
     for r in table.itertuples(index=False):
-        def f(x, fmt="{:.2f}"):
-            return "" if isinstance(x, float) and math.isnan(x) else fmt.format(x)
+        f = _blank_nan
         spread = f(r.diff_std, " ± {:.2f}")
         ci = "" if math.isnan(r.ci_low) else f"{r.ci_low:+.2f} .. {r.ci_high:+.2f}"
         margin = f" - {r.margin:g}" if r.margin else ""
@@ -207,10 +190,11 @@ def to_markdown(table: pd.DataFrame, missing: list[dict]) -> str:
 def claims_report(cfg) -> list[Path]:
     """Check :data:`CLAIMS` on ``cfg``'s datasets from stored results: CSV, Markdown and
     provenance in ``cfg.out``."""
+    from .paired import stored_per_trial
     from .store import output_path
 
     t0 = time.perf_counter()
-    per_trial, missing = stored_per_trial(cfg)
+    per_trial, missing = stored_per_trial(cfg, METRICS, sweep=False)
     table = check(per_trial)
     paths = [output_path(cfg, f"claims.{ext}") for ext in ("csv", "md", "provenance.json")]
     atomic_write_text(paths[0], table.to_csv(index=False, lineterminator="\n"))

@@ -58,22 +58,29 @@ def paired(per_trial: pd.DataFrame, reference: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=COLUMNS).round(4)
 
 
-def stored_per_trial(cfg) -> tuple[pd.DataFrame, list[dict]]:
-    """Long frame (dataset, method, trial, queries, metric, value) of every stored Table 1
-    result and rate-sweep row of ``cfg``; plus the (method, trial) results missing."""
+def stored_per_trial(cfg, metrics=("rank1", "mAP"), sweep: bool = True
+                     ) -> tuple[pd.DataFrame, list[dict]]:
+    """Long frame (dataset, method, trial, queries, metric, value) of every stored Table 1-3
+    result of ``cfg`` (``metrics`` that the rows have, NaN dropped) and, with ``sweep``,
+    rate-sweep row; plus the (method, trial) results missing."""
     from .evaluation import ResultMeasure
     from .experiment import collect
     from .figures import SweepMeasure
 
-    results, sweep = collect(cfg, ResultMeasure(), SweepMeasure())
+    measures = (ResultMeasure(), SweepMeasure()) if sweep else (ResultMeasure(),)
+    results, *swept = collect(cfg, *measures)
     frame = results.frame(cfg)
     long = frame.melt(id_vars=["dataset", "method", "trial", "testset"],
-                      value_vars=["rank1", "mAP"], var_name="metric")
+                      value_vars=[m for m in metrics if m in frame.columns],
+                      var_name="metric").dropna(subset=["value"])
+    long = long.rename(columns={"testset": "queries"})
+    if not swept:
+        return long, results.missing
     rates = pd.DataFrame([{"dataset": r["dataset"], "method": r["method"], "trial": r["trial"],
                            "queries": f"r={r['rate']}", "metric": "rank1", "value": r["rank1"]}
-                          for r in sweep.rows])
-    return (pd.concat([long.rename(columns={"testset": "queries"}), rates], ignore_index=True),
-            results.missing + [{**m, "kind": "sweep"} for m in sweep.missing])
+                          for r in swept[0].rows])
+    return (pd.concat([long, rates], ignore_index=True),
+            results.missing + [{**m, "kind": "sweep"} for m in swept[0].missing])
 
 
 def to_markdown(table: pd.DataFrame, reference: str, missing: list[dict]) -> str:

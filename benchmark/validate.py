@@ -146,23 +146,14 @@ def rank1(method, store, manifest, query, gallery, rates, draws: int, parts=None
 
 
 def feature_parts(method) -> dict:
-    """For a CAD-Net with v = [f, g]: the column slices of f and of g in its test feature
-    (a diagnostic: which branch carries the rank-1); empty for every other method."""
+    """The whole test feature (``""``) and, for a CAD-Net with v = [f, g], the column
+    slices of f and of g in it (a diagnostic: which branch carries the rank-1)."""
+    parts = {"": slice(None)}
     model = getattr(method, "model", None)
-    if getattr(model, "feature_mode", None) != "fg" or model.config.l2_test_features:
-        return {}
-    d = model.feature_dim
-    return {"f": slice(0, d), "g": slice(d, 2 * d)}
-
-
-def parts_rank1(method, store, manifest, query, gallery, rates) -> str:
-    """``"f/g"`` seen rank-1 of the two halves of [f, g] (3 draws), or "" (see
-    :func:`feature_parts`)."""
-    parts = feature_parts(method)
-    if not parts:
-        return ""
-    r = rank1(method, store, manifest, query, gallery, rates, 3, parts)
-    return f"{r['f']:.1f}/{r['g']:.1f}"
+    if getattr(model, "feature_mode", None) == "fg" and not model.config.l2_test_features:
+        d = model.feature_dim
+        parts.update(f=slice(0, d), g=slice(d, 2 * d))
+    return parts
 
 
 @torch.inference_mode()
@@ -240,18 +231,19 @@ def run(args) -> list[dict]:
             for epochs in points:  # each point continues the same run after the last one
                 hist = task.fit(data, epochs=epochs, history=hist)
                 m = meth
+                seen = rank1(m, store, manifest, query, gallery, tuple(cfg.lr_rates), 3,
+                             feature_parts(m))
                 row = {"dataset": ds.name, "trial": args.trial, "seed": args.seed,
                        "val_ids": args.val_ids, "train_ids": len(pids), "method": method,
                        "profile": args.profile, "model_lr": cfg.model_optim.lr,
                        "overrides": " ".join(args.set), "epochs": epochs,
                        "steps": epochs * per_epoch,
-                       "val_rank1_seen": rank1(m, store, manifest, query, gallery,
-                                               tuple(cfg.lr_rates), 3),
+                       "val_rank1_seen": seen[""],
                        "val_rank1_unseen": rank1(m, store, manifest, query, gallery,
                                                  (opt.unseen_rate,), 1),
                        "val_rank1_hr": rank1(m, store, manifest, query, gallery, (1,), 1),
-                       "val_rank1_seen_f_g": parts_rank1(m, store, manifest, query, gallery,
-                                                         tuple(cfg.lr_rates)),
+                       "val_rank1_seen_f_g": (f"{seen['f']:.1f}/{seen['g']:.1f}"
+                                              if "f" in seen else ""),
                        **recovery(m, store, manifest, query, tuple(cfg.lr_rates)),
                        "final_id": hist[-1].get("id", math.nan),
                        "final_tri": hist[-1].get("tri", math.nan),

@@ -338,7 +338,10 @@ def _real_file() -> Path:
     weights.clear_cache()
     path = weights.checkpoint_dir() / REAL.filename
     if not path.is_file():
-        pytest.skip(f"{path} absent (get it with `{FETCH}`)")
+        reason = f"{path} absent (get it with `{FETCH}`)"
+        if os.environ.get("MLR_REQUIRE_SHARED", "") not in ("", "0"):
+            pytest.fail(f"{reason}; MLR_REQUIRE_SHARED is set (CI fetches it)", pytrace=False)
+        pytest.skip(reason)
     return path
 
 
