@@ -57,6 +57,7 @@ _T2U = "Table 2, unseen r = 8 (MLR-CUHK03)"
 _T3 = "Table 3 (MLR-CUHK03)"
 _S45 = "section 4.5: recovery adds detail to the LR input"
 _INPUT = "bicubic: the up-sampled query itself (no learning)"
+_OWN_INPUT = "bilinear: the up-sampled query G itself receives (section 3)"
 _CONTROL = "not in the paper: the LR-augmentation control"
 _CONTROL_NOTE = "does CAD-Net add anything beyond training on LR images?"
 _STAND_IN = "hr-only stands in for the standard re-ID methods (CamStyle, FD-GAN)"
@@ -85,6 +86,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("T2-seen-ssim-input", _S45, "cadnet", "bicubic", "ssim", "seen", note=_INPUT),
     Claim("T2-seen-psnr-input", _S45, "cadnet", "bicubic", "psnr", "seen", note=_INPUT),
     Claim("T2-unseen-ssim-input", _S45, "cadnet", "bicubic", "ssim", "unseen", note=_INPUT),
+    Claim("T2-seen-ssim-own-input", _S45, "cadnet", "bilinear", "ssim", "seen", note=_OWN_INPUT),
+    Claim("T2-seen-psnr-own-input", _S45, "cadnet", "bilinear", "psnr", "seen", note=_OWN_INPUT),
     Claim("T3-no-adv-di", _T3, "cadnet", "cadnet-no-adv-di", "rank1", "seen"),
     Claim("T3-no-adv-df", _T3, "cadnet", "cadnet-no-adv-df", "rank1", "seen"),
     Claim("T3-no-rec", _T3, "cadnet", "cadnet-no-rec", "rank1", "seen"),

@@ -41,7 +41,7 @@ TABLES = {
     1: TableSpec("table1", "Table 1: cross-resolution re-ID (CMC %, mAP %)", TABLE1_METHODS,
                  ("rank1", "rank5", "rank10", "mAP")),
     2: TableSpec("table2", "Table 2: recovered HR images (SSIM, PSNR dB, LPIPS) and rank-1 %",
-                 ("bicubic", "cyclegan", "sing", "csrgan", "cadnet"),
+                 ("bicubic", "bilinear", "cyclegan", "sing", "csrgan", "cadnet"),
                  ("ssim", "psnr", "lpips", "rank1")),
     3: TableSpec("table3", "Table 3: ablations of CAD-Net's losses",
                  ("cadnet", "cadnet-no-adv-di", "cadnet-no-adv-df", "cadnet-no-rec",

@@ -118,6 +118,19 @@ def test_table2_bicubic_row_is_the_interpolated_query(out):
     assert method.produces_images and torch.equal(method.recover(x), x)
 
 
+def test_table2_bilinear_row_is_the_generators_input(out):
+    """The ``bilinear`` reference: the query exactly as G receives it. Below bicubic
+    interpolation in PSNR (bicubic is the sharper filter), with ``hr-only``'s rank-1."""
+    assert run(out, "--table", "2", "--methods", "bilinear,bicubic") == 0
+    t = pd.read_csv(out / "table2.csv").set_index(["method", "testset"])
+    for testset in ("seen", "unseen"):
+        assert t.psnr["bicubic", testset] > t.psnr["bilinear", testset] > 5
+    assert run(out, "--table", "1", "--methods", "hr-only,bilinear") == 0
+    t1 = pd.read_csv(out / "table1.csv").set_index(["method", "testset"])
+    assert t1.rank1["bilinear", "seen"] == t1.rank1["hr-only", "seen"]
+    assert t1.rank1["bilinear", "unseen"] == t1.rank1["hr-only", "unseen"]
+
+
 def test_figures_3_4_and_sweep(out):
     assert run(out, "--figure", "3", "--methods", "cadnet") == 0
     assert run(out, "--figure", "4") == 0
