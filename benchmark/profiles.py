@@ -109,6 +109,7 @@ class Method:
     triplet_normalize: bool = False  # L2-normalise the embedding before the triplet loss
     reid_grad_to_g: float = 1.0  # scale of L_cls's gradient into G through F (1: the paper)
     decoder_residual: bool = False  # G adds a zero-initialised correction to its input
+    decoder_skips: bool = True  # G concatenates E's taps before each up-sampling (paper)
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
     pixel_std: tuple[float, float, float] = IMAGENET_STD
     bn_neck: bool = False
@@ -130,7 +131,7 @@ class Method:
 #: fields left out of :meth:`CADNetConfig.to_dict` at these values (configs that do not use
 #: them keep the dict, and so the cache keys, they had before the fields existed)
 OMITTED_AT = {"di_optim": None, "gen_optim": None, "reid_grad_to_g": 1.0,
-              "decoder_residual": False}
+              "decoder_residual": False, "decoder_skips": True}
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class CADNetConfig:
     #: CAD-Net's loss balance beyond the lambdas (see the Method fields of the same names)
     reid_grad_to_g: float = 1.0
     decoder_residual: bool = False
+    decoder_skips: bool = True
 
     def __post_init__(self) -> None:
         checks = {

@@ -343,6 +343,23 @@ def test_residual_decoder_starts_as_the_identity_on_its_input():
         res.decoder(*res.encoder(x))
 
 
+def test_decoder_without_skips_reads_f_alone_and_keeps_the_cache_key_at_default():
+    """decoder_skips=False (a diagnostic of G's capacity): G gets no tap of E, so a change
+    to a tap does not change the recovered image; the default leaves the config dict (and
+    with it every cached model's key) as before the field existed."""
+    assert "decoder_skips" not in make_config("smoke", "cadnet").to_dict()
+    plain = _model("smoke", decoder_skips=False, decoder_residual=False).eval()
+    skips = _model("smoke", decoder_residual=False).eval()
+    assert all(s is None for s in plain.decoder.skip_strides)
+    assert any(s is not None for s in skips.decoder.skip_strides)
+    f, taps = plain.encoder(torch.rand(2, 3, 64, 32))
+    noisy = {k: torch.randn_like(v) for k, v in taps.items()}
+    torch.testing.assert_close(plain.decoder(f, taps), plain.decoder(f, noisy))
+    f, taps = skips.encoder(torch.rand(2, 3, 64, 32))
+    noisy = {k: torch.randn_like(v) for k, v in taps.items()}
+    assert not torch.allclose(skips.decoder(f, taps), skips.decoder(f, noisy))
+
+
 def test_reid_grad_to_g_scales_only_the_gradient_through_f():
     """reid_grad_to_g = s: the forward pass is unchanged; L_cls's gradient at G's output
     (through F) is s times the paper's; E's gradient through f is not scaled."""

@@ -159,7 +159,8 @@ class CADNet(nn.Module):
             raise ValueError(f"input size {H}x{W} must be divisible by the trunk stride {stride}")
         self.feature_dim = d
         self.feature_hw = (H // stride, W // stride)
-        self.decoder = HRDecoder(d, stride, self.encoder.tap_channels, config.decoder_width,
+        taps = self.encoder.tap_channels if config.decoder_skips else {}
+        self.decoder = HRDecoder(d, stride, taps, config.decoder_width,
                                  config.decoder_block, residual=config.decoder_residual)
         self.hr_encoder = (HREncoder(arch, width, ls, mean, std)
                            if self.feature_mode != "f" else None)
