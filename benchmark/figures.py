@@ -94,10 +94,12 @@ def figure3(cfg: RunConfig, persons: int = 6) -> list[Path]:
         cols = len(blocks) * len(FIGURE3_RATES)
         fig, axes = plt.subplots(len(hr), cols, figsize=(cols * 0.75, len(hr) * 1.5),
                                  squeeze=False)
+        shown = []  # the numbers behind the picture: PSNR and colour shift per block and rate
         for b, (name, (fn, upsample)) in enumerate(blocks.items()):
             for j, r in enumerate(FIGURE3_RATES):
                 with torch.inference_mode():
                     images = fn(make_lr(hr, [r] * len(hr), cfg.lr_method, upsample)).clamp(0, 1)
+                shown.append({"block": name, "rate": r, **colour_fidelity(images, hr)})
                 for i in range(len(hr)):
                     ax = axes[i, b * len(FIGURE3_RATES) + j]
                     ax.imshow(images[i].permute(1, 2, 0).numpy())
@@ -111,8 +113,20 @@ def figure3(cfg: RunConfig, persons: int = 6) -> list[Path]:
         atomic_write_json(output_path(cfg, f"figure3_{dataset}.provenance.json"),
                           provenance(cfg, "3", time.perf_counter() - t0, dataset=dataset,
                                      persons=query["pid"].tolist(), rates=list(FIGURE3_RATES),
+                                     shown=shown,
                                      init={m: meth.init for m, meth in methods.items()}))
     return paths
+
+
+def colour_fidelity(images: torch.Tensor, hr: torch.Tensor) -> dict:
+    """PSNR (scikit-image, mean over images) of ``images`` against ``hr`` and the largest
+    shift of a per-channel mean (RGB in [0, 1]): false colours show as a large shift."""
+    from .metrics.quality import psnr
+
+    shift = (images.float().mean((0, 2, 3)) - hr.float().mean((0, 2, 3))).abs().max()
+    value = psnr(images, hr).mean  # inf where the images are the originals (r = 1 input)
+    return {"psnr": round(value, 3) if np.isfinite(value) else None,
+            "max_channel_shift": round(float(shift), 4)}
 
 
 @torch.inference_mode()

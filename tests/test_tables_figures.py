@@ -141,6 +141,13 @@ def test_figures_3_4_and_sweep(out):
     sweep = pd.read_csv(out / "sweep.csv")
     assert set(sweep.method) == {"hist", "cadnet"}
     assert sorted(sweep.rate.unique()) == [1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8]
+    shown = json.loads((out / "figure3_synthetic.provenance.json").read_text())["shown"]
+    assert [(s["block"], s["rate"]) for s in shown] == [
+        (b, r) for b in ("input", "cadnet") for r in (1, 2, 4, 8)]
+    first = shown[0]  # the r = 1 input is the HR image itself: no shift, PSNR infinite
+    assert first["psnr"] is None and first["max_channel_shift"] == 0
+    inputs = [s["psnr"] for s in shown[1:4]]
+    assert inputs == sorted(inputs, reverse=True)  # coarser input, lower PSNR
     prov = json.loads((out / "figure4_synthetic.provenance.json").read_text())
     # 15 identities as the paper where the test split has them (16 SynthMLR ids: 8 test ids)
     # 8 ids x (4 query + 4 gallery images) x 4 rates
