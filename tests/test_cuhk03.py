@@ -291,7 +291,9 @@ def test_changed_mat_gets_a_new_cache_folder(mat_root: Path, tmp_path: Path):
 
 def test_hdf5storage_written_mat(tmp_path: Path):
     """An independent MATLAB v7.3 writer (hdf5storage), when installed, gives the same result."""
-    hdf5storage = pytest.importorskip("hdf5storage")
+    hdf5storage = pytest.importorskip(
+        "hdf5storage", reason="hdf5storage (in the [test] extra) is not installed: the "
+        "independent MATLAB v7.3 writer check needs it")
     data = {}
     for kind, spec in (("labeled", LABELED), ("detected", DETECTED)):
         pairs = np.empty((len(IDS_PER_PAIR), 1), dtype=object)
