@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tables, sweep and probe from the results already stored under --out: "
                    "train and measure nothing; a (method, trial) without a stored result is "
                    "left out and listed (on screen, in the Markdown and the provenance)")
+    p.add_argument("--per-query", action="store_true",
+                   help="with --table: also store each method's per-query results (rank-1 "
+                   "hit, AP, recovered-image SSIM / PSNR / LPIPS) beside its result; --claims "
+                   "then tests a one-trial dataset's claims over its queries")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     return p
 
@@ -245,6 +249,9 @@ def make_config(args, default_methods: list[str]):
     if args.stored_only and args.retrain:
         raise UsageError("--stored-only (and --paired, --claims) train nothing; they cannot be combined "
                          "with --retrain")
+    if args.per_query and (args.table is None or args.stored_only):
+        raise UsageError("--per-query measures per-query results in a --table run; it cannot "
+                         "be combined with --stored-only, --figure, --paired or --claims")
     if args.stored_only and args.figure in ("3", "4"):
         raise UsageError(f"--stored-only applies to --table, --figure sweep and --figure "
                          f"invariance; --figure {args.figure} draws from the models themselves")
@@ -276,7 +283,7 @@ def make_config(args, default_methods: list[str]):
         cache=(CacheMode.STORED_ONLY if args.stored_only else
                CacheMode.RETRAIN if args.retrain else CacheMode.USE),
         dataset_options={"synthetic": {"num_ids": args.synthetic_ids}} if args.synthetic_ids
-        else {})
+        else {}, per_query=args.per_query)
     plan_notes(run)
     return run
 

@@ -43,6 +43,7 @@ class RunConfig:
     cache: CacheMode = CacheMode.USE
     compile: bool = False  # torch.compile each network before training
     sync_bn: bool = False  # SyncBatchNorm across torchrun processes
+    per_query: bool = False  # tables also store per-query results (paired tests over queries)
 
     @property
     def cache_dir(self) -> Path:

@@ -55,8 +55,9 @@ def extract_features(method, store: ImageStore, manifest: Manifest, rows: pd.Dat
 
 @torch.inference_mode()
 def evaluate_recovery(method, manifest: Manifest, store: ImageStore, rows: pd.DataFrame,
-                      lr_method: str, batch_size: int = 64) -> dict:
-    """SSIM, PSNR, LPIPS of ``method.recover(LR query)`` against the HR original (Table 2)."""
+                      lr_method: str, batch_size: int = 64, per_image: bool = False) -> dict:
+    """SSIM, PSNR, LPIPS of ``method.recover(LR query)`` against the HR original (Table 2);
+    ``per_image``: the values of each image (arrays) instead of their means."""
     idx = store.indices(manifest.abspaths(rows))
     rates = torch.tensor(rows["rate"].tolist(), dtype=torch.float64)
     recovered, originals = [], []
@@ -66,6 +67,9 @@ def evaluate_recovery(method, manifest: Manifest, store: ImageStore, rows: pd.Da
         recovered.append(method.recover(make_lr(hr, rates[s:s + batch_size], lr_method, upsample)))
         originals.append(hr)
     q = image_quality(torch.cat(recovered).clamp(0, 1), torch.cat(originals))
+    if per_image:
+        return {"ssim": q["SSIM"].values, "psnr": q["PSNR"].values,
+                "lpips": q["LPIPS"].values}
     out = {"ssim": q["SSIM"].mean, "psnr": q["PSNR"].mean, "lpips": q["LPIPS"].mean}
     if not q["LPIPS"].available:
         out["lpips_note"] = q["LPIPS"].reason
@@ -74,9 +78,11 @@ def evaluate_recovery(method, manifest: Manifest, store: ImageStore, rows: pd.Da
 
 def evaluate_method(method, manifest: Manifest, store: ImageStore, *, lr_method: str,
                     single_shot: bool, seed: int, subsets=("seen", "unseen"),
-                    num_repeats: int = 10) -> list[dict]:
+                    num_repeats: int = 10, per_query: bool = False) -> list[dict]:
     """One row per query subset: rank-1/5/10 and mAP in percent, plus query counts; and for
-    methods that recover HR images, SSIM / PSNR / LPIPS of the recovered query images."""
+    methods that recover HR images, SSIM / PSNR / LPIPS of the recovered query images.
+    ``per_query``: one row per valid query instead (its path and rate, rank-1 hit and AP in
+    percent, and its recovered image's SSIM / PSNR / LPIPS), for paired tests over queries."""
     gallery = manifest.rows("gallery")
     g_feat = extract_features(method, store, manifest, gallery, lr_method)
     out = []
@@ -87,6 +93,9 @@ def evaluate_method(method, manifest: Manifest, store: ImageStore, *, lr_method:
         q_feat = extract_features(method, store, manifest, query, lr_method)
         res = rank_queries(q_feat, g_feat, query, gallery, single_shot=single_shot, seed=seed,
                            max_rank=max(RANKS), num_repeats=num_repeats)
+        if per_query:
+            out += _query_rows(method, manifest, store, query, res, subset, lr_method)
+            continue
         cmc = np.asarray(res.cmc, dtype=np.float64)
         # a gallery smaller than rank k: the curve has reached its end, use its last value
         row = {"testset": subset,
@@ -97,6 +106,20 @@ def evaluate_method(method, manifest: Manifest, store: ImageStore, *, lr_method:
             row.update(evaluate_recovery(method, manifest, store, query, lr_method))
         out.append(row)
     return out
+
+
+def _query_rows(method, manifest, store, query: pd.DataFrame, res, subset: str,
+                lr_method: str) -> list[dict]:
+    """The per-query rows of :func:`evaluate_method` (``per_query``) for one subset."""
+    idx = np.asarray(res.query_index)
+    valid = query.iloc[idx]
+    cols = {"rank1": 100.0 * res.query_rank1, "ap": 100.0 * res.query_ap}
+    if getattr(method, "produces_images", False):
+        cols.update(evaluate_recovery(method, manifest, store, valid, lr_method,
+                                      per_image=True))
+    return [{"testset": subset, "path": str(p), "rate": float(r),
+             **{k: float(v[i]) for k, v in cols.items()}}
+            for i, (p, r) in enumerate(zip(valid["path"], valid["rate"]))]
 
 
 class ResultMeasure:
@@ -127,3 +150,22 @@ class ResultMeasure:
             + ", ".join(f"{r['testset']} R1 {r['rank1']:.1f}" for r in rows)
             + f" ({time.perf_counter() - t0:.1f}s)")
         return rows
+
+
+class QueryMeasure(ResultMeasure):
+    """``--per-query``: the per-query rows of :func:`evaluate_method` beside a result
+    (``kind`` "queries"); ``--claims`` tests a claim over queries with them where a dataset
+    has one trial (one fixed split: Market-1501, DukeMTMC-reID)."""
+
+    kind, settings, first_trial_only = "queries", {}, False
+
+    def compute(self, trial, name: str) -> list[dict]:
+        from datasets.seeds import evaluation_seed
+
+        run = trial.run
+        method = trial.fit(name)
+        rows = evaluate_method(method, trial.manifest, trial.store, lr_method=run.lr_method,
+                               single_shot=run.protocol == "paper",
+                               seed=evaluation_seed(run.seed, trial.trial), per_query=True)
+        return [{"dataset": trial.dataset, "method": name, "trial": trial.trial, **r}
+                for r in rows]

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import RunConfig
-from .evaluation import ResultMeasure
+from .evaluation import QueryMeasure, ResultMeasure
 from .experiment import collect
 from .provenance import atomic_write_json, atomic_write_text, base_provenance
 from .store import output_path
@@ -202,7 +202,7 @@ def make_table(number: int, cfg: RunConfig) -> dict[str, Path]:
     """Run (or reuse) every method of table ``number`` and write its files."""
     spec = TABLES[number]
     t0 = time.perf_counter()
-    (results,) = collect(cfg, ResultMeasure())
+    (results, *_) = collect(cfg, ResultMeasure(), *([QueryMeasure()] if cfg.per_query else []))
     per_trial = results.frame(cfg)
     info = per_trial.attrs.get("datasets") or {}
     table = with_reported(aggregate(per_trial, spec), spec, frozenset(

@@ -53,6 +53,44 @@ def test_check_directions_margins_and_missing():
     assert (c.trials, c.verdict) == (0, "not run") and math.isnan(c.diff_mean)
 
 
+def test_one_trial_is_tested_over_the_queries():
+    claims = (Claim("a", "s", "x", "y", "rank1", "seen", margin=10.0),
+              Claim("b", "s", "x", "y", "ssim", "seen"),
+              Claim("c", "s", "x", "z", "rank1", "seen"))
+    per_trial = long([("x", 0, "seen", "rank1", 60.0), ("y", 0, "seen", "rank1", 40.0),
+                      ("x", 0, "seen", "ssim", 0.5), ("y", 0, "seen", "ssim", 0.5),
+                      ("z", 0, "seen", "rank1", 10.0)])
+    # 5 queries: x hits q0..q2, y hits q0 and q3 (rank-1 60 vs 40); SSIM equal on average
+    hits = {"x": [100, 100, 100, 0, 0], "y": [100, 0, 0, 100, 0]}
+    ssim = {"x": [0.6, 0.4, 0.5, 0.5, 0.5], "y": [0.5, 0.5, 0.5, 0.5, 0.5]}
+    per_query = pd.DataFrame(
+        [{"dataset": "d", "method": m, "trial": 0, "queries": "seen", "path": f"q{i}",
+          "metric": "rank1", "value": float(v)} for m, vs in hits.items() for i, v in enumerate(vs)]
+        + [{"dataset": "d", "method": m, "trial": 0, "queries": "seen", "path": f"q{i}",
+            "metric": "ssim", "value": v} for m, vs in ssim.items() for i, v in enumerate(vs)])
+    t = check(per_trial, claims, per_query=per_query).set_index("claim")
+    a = t.loc["a"]  # x - y - 10 per query: -10, 90, 90, -110, -10 -> mean 10, sd ~83.7
+    assert (a.trials, a.over, a.pairs, a.wins) == (1, "queries", 5, 2)
+    assert a.diff_mean == pytest.approx(10.0) and a.diff_std == pytest.approx(83.666, abs=1e-3)
+    assert a.verdict == verdict([-10, 90, 90, -110, -10])[0] == "undecided"
+    assert (a.better_mean, a.worse_mean) == (60.0, 40.0)  # the stored trial result
+    b = t.loc["b"]
+    assert b.over == "queries" and b.diff_mean == pytest.approx(0.0, abs=1e-12)
+    c = t.loc["c"]  # z has no per-query results: one trial, undecided
+    assert (c.over, c.pairs, c.verdict) == ("trials", 1, "undecided")
+    # a strong per-query difference decides even on one trial
+    strong = per_query.assign(value=per_query.value.where(
+        ~((per_query.method == "y") & (per_query.metric == "rank1")), 0.0))
+    strong = strong[~((strong.method == "x") & (strong.metric == "rank1"))]
+    strong = pd.concat([strong, pd.DataFrame(
+        [{"dataset": "d", "method": "x", "trial": 0, "queries": "seen", "path": f"q{i}",
+          "metric": "rank1", "value": 100.0} for i in range(5)])])
+    assert check(per_trial, claims[:1], per_query=strong).verdict.iloc[0] == "holds"
+    # without per-query results the one-trial verdict stays undecided
+    assert check(per_trial, claims[:1]).loc[0, ["over", "verdict"]].tolist() == [
+        "trials", "undecided"]
+
+
 def test_claims_name_registered_methods_and_known_metrics():
     assert set(claim_methods()) <= set(list_methods())
     assert {c.metric for c in CLAIMS} <= {"rank1", "mAP", "ssim", "psnr", "lpips"}
@@ -97,3 +135,23 @@ def test_claims_from_stored_results_end_to_end(tmp_path, capsys):
     assert "synthetic cadnet trial 2" in (tmp_path / "claims.md").read_text()
     assert main(["--claims", "--retrain", *base]) == 2
     assert "cannot be combined with --retrain" in capsys.readouterr().err
+
+    # one trial: with --per-query (the trained models are reused) the claims are tested
+    # over the queries, and their mean difference is the per-trial one
+    one = [*base, "--trials", "1"]
+    assert main(["--table", "1", "--methods", "cadnet,lr-aug", "--per-query", *one]) == 0
+    assert (runs / "cadnet" / "seed0-trial0.queries.json").exists()
+    assert main(["--claims", *one]) == 0
+    t1 = pd.read_csv(tmp_path / "claims.csv").set_index("claim")
+    row = t1.loc["control-lr-aug"]
+    rows = json.loads((runs / "cadnet" / "seed0-trial0.queries.json").read_text())["rows"]
+    n_seen = sum(r["testset"] == "seen" for r in rows)
+    assert (row.trials, row.over, row.pairs) == (1, "queries", n_seen)
+    assert row.diff_mean == pytest.approx(value("cadnet", 0, "seen", "rank1")
+                                          - value("lr-aug", 0, "seen", "rank1"), abs=1e-3)
+    assert t1.loc["T1-sing", "verdict"] == "not run"
+    assert "cadnet" in " ".join(json.loads(
+        (tmp_path / "claims.provenance.json").read_text())["per_query_results"])
+    for bad in (["--claims", "--per-query"], ["--table", "1", "--per-query", "--stored-only"]):
+        assert main([*bad, *one]) == 2
+        assert "--per-query measures per-query results in a --table run" in capsys.readouterr().err

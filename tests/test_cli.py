@@ -43,6 +43,34 @@ def test_table1_hist_on_real_viper_writes_csv_md_and_provenance(viper_root, tmp_
     assert (out / "table1.csv").read_bytes() == first
 
 
+def test_per_query_results_on_real_viper_average_to_the_table(viper_root, tmp_path):
+    # hist (colour histograms) and bicubic (its recovered image is the up-sampled query;
+    # its re-ID model trained for seconds: smoke profile)
+    out = tmp_path / "results"
+    assert main(["--table", "2", "--datasets", "viper", "--methods", "hist,bicubic",
+                 "--data-root", str(viper_root), "--trials", "1", "--per-query",
+                 "--profile", "smoke", "--out", str(out)]) == 0
+    runs = out / "runs" / "viper" / "paper" / "smoke"
+    columns = {}
+    for method in ("hist", "bicubic"):
+        table = json.loads((runs / method / "seed0-trial0.json").read_text())["rows"]
+        per_query = pd.DataFrame(json.loads(
+            (runs / method / "seed0-trial0.queries.json").read_text())["rows"])
+        for row in table:
+            q = per_query[per_query.testset == row["testset"]]
+            assert len(q) == row["num_valid_queries"] == 316 and q.path.is_unique
+            assert q.rank1.isin([0.0, 100.0]).all() or q.rank1.between(0, 100).all()
+            assert q.rank1.mean() == pytest.approx(row["rank1"], abs=1e-9)
+            assert q.ap.mean() == pytest.approx(row["mAP"], abs=1e-9)
+            assert set(q.rate) == ({8.0} if row["testset"] == "unseen" else {2.0, 3.0, 4.0})
+            if method == "bicubic":  # per-image SSIM / PSNR of the recovered queries
+                assert q.ssim.mean() == pytest.approx(row["ssim"], abs=1e-9)
+                assert q.psnr.mean() == pytest.approx(row["psnr"], abs=1e-9)
+                assert 0 < q.ssim.min() and q.ssim.max() < 1
+        columns[method] = set(per_query.columns)
+    assert "ssim" not in columns["hist"] and "ssim" in columns["bicubic"]
+
+
 def test_list_datasets_reports_viper(viper_root):
     p = run("--list-datasets", "--data-root", viper_root)
     assert p.returncode == 0, p.stderr

@@ -55,6 +55,33 @@ def test_hand_computed_multishot():
     assert d["mAP"] == pytest.approx(41 / 90) and d["num_valid_queries"] == 3
 
 
+def test_per_query_values_by_hand():
+    # the valid queries q0, q1, q2 (q3, q4 have no match): ranks 3, 5, 1; AP 1/3, 1/5, 5/6
+    res = evaluate_ranking(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=5)
+    np.testing.assert_array_equal(res.query_index, [0, 1, 2])
+    np.testing.assert_array_equal(res.query_rank1, [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(res.query_ap, [1 / 3, 1 / 5, 5 / 6], atol=1e-12)
+    # the same in blocks of one query row (the features path): the parts keep their rows
+    q = np.eye(5, 6)
+    blocks = ranking.evaluate_features(q, np.eye(6), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS,
+                                       max_rank=5, chunk_size=1)
+    assert blocks.query_index.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("single_shot", [False, True])
+def test_per_query_values_average_to_the_summary(single_shot):
+    rng = np.random.default_rng(7)
+    d, qp, gp, qc, gc = _random_problem(rng, 40, 300, 30, 4)
+    res = evaluate_ranking(d, qp, gp, qc, gc, max_rank=5, single_shot=single_shot, seed=2)
+    assert len(res.query_index) == len(res.query_rank1) == res.num_valid_queries
+    assert res.query_rank1.mean() == pytest.approx(res.cmc[0], abs=1e-12)
+    assert res.query_ap.mean() == pytest.approx(res.mAP, abs=1e-12)
+    values = set(np.round(res.query_rank1 * 10, 9))  # single-shot: tenths of 10 draws
+    assert values <= ({0.0, 10.0} if not single_shot else set(map(float, range(11))))
+    if single_shot:
+        assert len(values) > 2  # some queries hit in some draws only
+
+
 def test_max_rank_beyond_gallery_keeps_last_value():
     # 6 gallery images, max_rank 10: never truncated; ranks 6..10 keep the value at rank 5
     res = evaluate_ranking(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=10)

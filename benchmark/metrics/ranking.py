@@ -90,12 +90,19 @@ class RankingResult:
         mAP: mean average precision over valid queries (fraction in [0, 1]).
         num_valid_queries: queries with at least one true match after removal.
         num_queries: all queries passed in.
+        query_index: the valid queries' row indices (ascending), for the per-query values.
+        query_rank1: per valid query, its rank-1 hit (1.0 or 0.0; single-shot: the
+            fraction of the draws with a true match first); their mean is ``cmc[0]``.
+        query_ap: per valid query, its average precision; their mean is ``mAP``.
     """
 
     cmc: np.ndarray
     mAP: float
     num_valid_queries: int
     num_queries: int
+    query_index: np.ndarray | None = None
+    query_rank1: np.ndarray | None = None
+    query_ap: np.ndarray | None = None
 
     def rank(self, k: int) -> float:
         """Rank-``k`` accuracy (fraction), ``k`` 1-based."""
@@ -467,7 +474,7 @@ class _Problem:
             self.sampled = [_sampled_per_identity(self.gp, u) for u in self.u_all]
 
     def rank(self, d_rows: np.ndarray, offset: int) -> list:
-        """Parts ``(first, ap, single-shot ranks)`` of the valid queries among rows
+        """Parts ``(first, ap, single-shot ranks, row index)`` of the valid queries among rows
         ``offset:offset + len(d_rows)``, chunk by chunk (one chunk per thread)."""
         step = max(1, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // self.ng))
         gp, gc = self.gp, self.gc
@@ -489,7 +496,7 @@ class _Problem:
                                        self.u_all[r])
                     for r in range(len(self.u_all))
                 ])
-            return first[valid], ap[valid], ss
+            return first[valid], ap[valid], ss, offset + s + valid
 
         starts = range(0, len(d_rows), step)
         workers = max(1, min(torch.get_num_threads(), len(starts)))
@@ -509,9 +516,16 @@ class _Problem:
         if self.single_shot:
             ranks = np.concatenate([p[2] for p in parts if p[2] is not None], axis=1)
             cmc = np.mean([_cmc_from_first(r, self.max_rank) for r in ranks], axis=0)
+            hit1 = (ranks == 1).mean(axis=0)
         else:
-            cmc = _cmc_from_first(np.concatenate([p[0] for p in parts]), self.max_rank)
+            first = np.concatenate([p[0] for p in parts])
+            cmc = _cmc_from_first(first, self.max_rank)
+            hit1 = (first == 1).astype(np.float64)
         cmc = np.asarray(cmc, dtype=np.float64)
-        cmc.setflags(write=False)
-        return RankingResult(cmc=cmc, mAP=float(np.concatenate([p[1] for p in parts]).mean()),
-                             num_valid_queries=n_valid, num_queries=self.nq)
+        ap = np.concatenate([p[1] for p in parts]).astype(np.float64)
+        for a in (cmc, hit1, ap):
+            a.setflags(write=False)
+        return RankingResult(cmc=cmc, mAP=float(ap.mean()), num_valid_queries=n_valid,
+                             num_queries=self.nq,
+                             query_index=np.concatenate([p[3] for p in parts]),
+                             query_rank1=hit1, query_ap=ap)
