@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+from rich.console import Console
 from scipy import stats
 
 from .provenance import atomic_write_json, atomic_write_text, base_provenance
@@ -227,6 +228,11 @@ def claims_report(cfg) -> list[Path]:
     per_trial, missing = stored_per_trial(cfg, METRICS, sweep=False)
     per_query, with_queries = stored_per_query(cfg)
     table = check(per_trial, per_query=per_query)
+    for d in sorted(set(table.dataset[(table.trials == 1) & (table.over == "trials")])):
+        Console(stderr=True).print(
+            f"[yellow]note: {d} has one trial and its claims have no per-query results: "
+            "they stay undecided; `--table N --per-query` with the same flags stores them "
+            "(reusing the trained models)")
     paths = [output_path(cfg, f"claims.{ext}") for ext in ("csv", "md", "provenance.json")]
     atomic_write_text(paths[0], table.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(paths[1], to_markdown(table, missing))

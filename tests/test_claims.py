@@ -139,6 +139,9 @@ def test_claims_from_stored_results_end_to_end(tmp_path, capsys):
     # one trial: with --per-query (the trained models are reused) the claims are tested
     # over the queries, and their mean difference is the per-trial one
     one = [*base, "--trials", "1"]
+    assert main(["--claims", *one]) == 0
+    assert "synthetic has one trial and its claims have no per-query results" in \
+        capsys.readouterr().err
     assert main(["--table", "1", "--methods", "cadnet,lr-aug", "--per-query", *one]) == 0
     assert (runs / "cadnet" / "seed0-trial0.queries.json").exists()
     assert main(["--claims", *one]) == 0
