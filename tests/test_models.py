@@ -375,7 +375,7 @@ def test_reid_grad_to_g_scales_only_the_gradient_through_f():
         gen, _ = cadnet_losses(m, batch)
         gen["total"].backward()
         grads[s] = torch.cat([p.grad.flatten() for p in m.decoder.parameters()])
-        losses[s] = float(gen["total"])
+        losses[s] = float(gen["total"].detach())
     assert losses[1.0] == losses[0.01]
     scale = float(grads[1.0].abs().max())
     torch.testing.assert_close(grads[0.01], grads[1.0] * 0.01, rtol=1e-3, atol=1e-5 * scale)
