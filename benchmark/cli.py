@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "reference results) or smoke (seconds, for tests); default: paper with "
                    "CUDA, cpu without")
     p.add_argument("--pretrained", choices=["imagenet", "none"],
-                   help="backbone init (default: imagenet for the paper profile, none otherwise)")
+                   help="backbone init (default: the profile's: imagenet for paper and cpu, none "
+                   "for cpu-scratch and smoke)")
     p.add_argument("--seed", type=bounded_int("--seed", 0, MAX_SEED), default=0,
                    help=f"seed of splits, rates and training (0 to {MAX_SEED})")
     p.add_argument("--trials", type=bounded_int("--trials", 1, MAX_TRIALS),
