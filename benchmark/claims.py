@@ -259,17 +259,15 @@ def stored_per_query(cfg) -> tuple[pd.DataFrame | None, list[str]]:
     from .experiment import collect
     from .store import ResultStore
 
-    one = [d for d in cfg.datasets if cfg.num_trials(d) == 1]
-    if not one:
-        return None, []
     store = ResultStore(cfg)
-    stored = [d for d in one if any(store.result_path(d, m, 0, QueryMeasure.kind).exists()
-                                    for m in cfg.methods)]
+    stored = [(d, m) for d in cfg.datasets if cfg.num_trials(d) == 1 for m in cfg.methods
+              if store.result_path(d, m, 0, QueryMeasure.kind).exists()]
     if not stored:
         return None, []
-    (found,) = collect(replace(cfg, datasets=stored), QueryMeasure())
-    if not found.rows:
-        return None, []
+    # only what is there: the methods without per-query results stay on the per-trial test
+    (found,) = collect(replace(cfg, datasets=list(dict.fromkeys(d for d, _ in stored)),
+                               methods=list(dict.fromkeys(m for _, m in stored))),
+                       QueryMeasure())
     frame = pd.DataFrame(found.rows).rename(columns={"testset": "queries"})
     long = frame.melt(id_vars=["dataset", "method", "trial", "queries", "path"],
                       value_vars=[v for v in PER_QUERY.values() if v in frame.columns],

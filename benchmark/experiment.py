@@ -74,6 +74,9 @@ class Trial:
     dataset: str
     trial: int
     manifest: Manifest
+    #: method -> (result rows, per-query rows) of its evaluation on this trial
+    #: (``benchmark.evaluation.trial_evaluation``): measured once, shared by the measures
+    evaluations: dict = field(default_factory=dict, repr=False)
 
     @cached_property
     def store(self) -> ImageStore:
