@@ -112,7 +112,6 @@ CLAIMS: tuple[Claim, ...] = (
 
 LOWER_IS_BETTER = {"lpips"}
 METRICS = ("rank1", "mAP", "ssim", "psnr", "lpips")
-PER_QUERY = {"rank1": "rank1", "mAP": "ap", "ssim": "ssim", "psnr": "psnr", "lpips": "lpips"}
 COLUMNS = ["claim", "source", "dataset", "better", "worse", "metric", "queries", "margin",
            "trials", "over", "pairs", "better_mean", "worse_mean", "diff_mean", "diff_std", "ci_low",
            "ci_high", "wins", "verdict", "note"]
@@ -221,7 +220,7 @@ def to_markdown(table: pd.DataFrame, missing: list[dict]) -> str:
 def claims_report(cfg) -> list[Path]:
     """Check :data:`CLAIMS` on ``cfg``'s datasets from stored results: CSV, Markdown and
     provenance in ``cfg.out``."""
-    from .paired import stored_per_trial
+    from .paired import stored_per_query, stored_per_trial
     from .store import output_path
 
     t0 = time.perf_counter()
@@ -246,34 +245,6 @@ def claims_report(cfg) -> list[Path]:
         "claims": [asdict(c) for c in CLAIMS],
         "wall_time_s": round(time.perf_counter() - t0, 2), "config": asdict(cfg)})
     return paths
-
-
-def stored_per_query(cfg) -> tuple[pd.DataFrame | None, list[str]]:
-    """Long frame (dataset, method, trial, queries, path, metric, value) of the stored
-    per-query results (``--per-query``) of ``cfg``'s one-trial datasets, and the
-    "dataset method" pairs that have them; a missing one is no error (the claim stays on
-    the per-trial test)."""
-    from dataclasses import replace
-
-    from .evaluation import QueryMeasure
-    from .experiment import collect
-    from .store import ResultStore
-
-    store = ResultStore(cfg)
-    stored = [(d, m) for d in cfg.datasets if cfg.num_trials(d) == 1 for m in cfg.methods
-              if store.result_path(d, m, 0, QueryMeasure.kind).exists()]
-    if not stored:
-        return None, []
-    # only what is there: the methods without per-query results stay on the per-trial test
-    (found,) = collect(replace(cfg, datasets=list(dict.fromkeys(d for d, _ in stored)),
-                               methods=list(dict.fromkeys(m for _, m in stored))),
-                       QueryMeasure())
-    frame = pd.DataFrame(found.rows).rename(columns={"testset": "queries"})
-    long = frame.melt(id_vars=["dataset", "method", "trial", "queries", "path"],
-                      value_vars=[v for v in PER_QUERY.values() if v in frame.columns],
-                      var_name="metric").dropna(subset=["value"])
-    long["metric"] = long["metric"].map({v: k for k, v in PER_QUERY.items()})
-    return long, sorted({f"{r['dataset']} {r['method']}" for r in found.rows})
 
 
 __all__ = ["CLAIMS", "Claim", "check", "claim_methods", "claims_report", "verdict"]
