@@ -13,6 +13,9 @@ changes a model or a setting.
   (translated vs raw queries and gallery, same trained re-ID network).
 * :mod:`benchmark.diagnostics.cyclegan_g_identity_optim`: how fast CycleGAN's generator
   learns the identity mapping under SGD vs Adam.
+* :mod:`benchmark.diagnostics.cadnet_recovery_gradients`: the colour error of CAD-Net's
+  recovered images at strong edges, and which loss term's gradient moves them toward the
+  original (output in ``results/reference/cpu-market-resplit/diagnostics/``).
 """
 
 from __future__ import annotations
@@ -35,11 +38,11 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def reference_config(data_root: Path, out: Path, methods: list[str], trials: int,
-                     stored_only: bool):
-    """The ``RunConfig`` of the reference run (MLR-VIPeR, cpu profile) for ``methods``."""
+                     stored_only: bool, dataset: str = "viper"):
+    """The ``RunConfig`` of the reference run (``dataset``, cpu profile) for ``methods``."""
     from benchmark.cli import build_parser, make_config
 
-    argv = ["--table", "1", "--datasets", "viper", "--profile", "cpu", "--trials", str(trials),
+    argv = ["--table", "1", "--datasets", dataset, "--profile", "cpu", "--trials", str(trials),
             "--data-root", str(data_root), "--out", str(out), "--methods", ",".join(methods)]
     if stored_only:
         argv.append("--stored-only")
