@@ -15,7 +15,8 @@ changes a model or a setting.
   learns the identity mapping under SGD vs Adam.
 * :mod:`benchmark.diagnostics.cadnet_recovery_gradients`: the colour error of CAD-Net's
   recovered images at strong edges, and which loss term's gradient moves them toward the
-  original (output in ``results/reference/cpu-market-resplit/diagnostics/``).
+  original (outputs in ``results/reference/cpu-viper/diagnostics/`` and
+  ``results/reference/cpu-market-resplit/diagnostics/``).
 """
 
 from __future__ import annotations

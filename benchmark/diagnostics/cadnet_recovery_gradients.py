@@ -1,6 +1,7 @@
 """Which loss moves CAD-Net's recovered images, and toward what.
 
-For the cached ``cadnet`` model of trial 0 it takes a seeded batch of HR training images,
+For the cached model of trial 0 of ``--method`` (``cadnet`` or one of its presets: the
+Table 3 ablations, ``cadnet-f``, ``cadnet-g``) it takes a seeded batch of HR training images,
 down-samples them at r = 2, 4, 8 (bilinear back up, as G's input), and prints:
 
 * the recovered images' error at the strong edges (the top 10 % of the HR image's gradient
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0])
     add_common_arguments(p)
     p.add_argument("--dataset", default="viper", help="dataset of the reference run")
+    p.add_argument("--method", default="cadnet",
+                   help="a CAD-Net preset with a recovering G (default cadnet)")
     p.add_argument("--images", type=int, default=128, help="training images in the batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the image draw")
     args = p.parse_args(argv)
@@ -103,16 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.figures import _trial0
     from datasets.loader import make_lr
 
-    cfg = reference_config(args.data_root, args.out, ["cadnet"], 1, stored_only=True,
+    cfg = reference_config(args.data_root, args.out, [args.method], 1, stored_only=True,
                            dataset=args.dataset)
     manifest, store = _trial0(cfg, args.dataset)
-    model = fit_method("cadnet", manifest, store, cfg).model.eval()
+    method = fit_method(args.method, manifest, store, cfg)
+    if not method.produces_images or not hasattr(method.model, "decoder"):
+        p.error(f"--method {args.method} is not a CAD-Net preset that recovers images")
+    model = method.model.eval()
     data = TrainData.from_manifest(manifest, store)
     pick = torch.randperm(len(data.index), generator=torch.Generator().manual_seed(args.seed))
     pick = pick[:args.images]
     hr, labels = store.batch(data.index[pick]), data.labels[pick]
     edges = strong_edges(hr)
-    print(f"{args.dataset} trial 0 cadnet: {len(hr)} training images (seed {args.seed}); "
+    print(f"{args.dataset} trial 0 {args.method}: {len(hr)} training images (seed {args.seed}); "
           "strong edges = top 10 % of the HR gradient magnitude; colours in [0, 1]")
     for r in RATES:
         x = make_lr(hr, [r] * len(hr), cfg.lr_method, "bilinear")
