@@ -40,8 +40,8 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from scipy import stats
 
+from .paired import t_interval
 from .provenance import atomic_write_json, atomic_write_text, base_provenance
 
 
@@ -132,11 +132,9 @@ def verdict(diffs) -> tuple[str, float, float]:
         return "not run", math.nan, math.nan
     if n == 1:
         return "undecided", math.nan, math.nan
-    mean, sd = d.mean(), d.std(ddof=1)
-    if sd == 0:
-        return ("holds" if mean > 0 else "does not hold"), mean, mean
-    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    lo, hi = mean - half, mean + half
+    lo, hi = t_interval(d)
+    if lo == hi:  # no spread: the sign of the differences decides
+        return ("holds" if lo > 0 else "does not hold"), lo, hi
     return ("holds" if lo > 0 else "does not hold" if hi < 0 else "undecided"), lo, hi
 
 

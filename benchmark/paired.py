@@ -33,6 +33,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -44,16 +45,26 @@ COLUMNS = ["dataset", "method", "reference", "queries", "metric", "trials", "ove
 PER_QUERY = {"rank1": "rank1", "mAP": "ap", "ssim": "ssim", "psnr": "psnr", "lpips": "lpips"}
 
 
+def t_interval(d) -> tuple[float, float]:
+    """95 % Student-t interval of the mean of the paired differences ``d`` (NaN for fewer
+    than 2; the mean itself when they do not vary)."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    if n < 2:
+        return math.nan, math.nan
+    half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)
+    return d.mean() - half, d.mean() + half
+
+
 def _summary(a: pd.Series, b: pd.Series) -> dict:
     """Paired differences ``a - b``: mean, spread, range, wins, 95 % t interval, t-test."""
     d = (a - b).to_numpy()
     n = len(d)
-    sd = d.std(ddof=1) if n > 1 else math.nan
-    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
     p = float(stats.ttest_rel(a, b).pvalue) if n > 1 and d.std() > 0 else math.nan
+    lo, hi = t_interval(d)
     return {"pairs": n, "method_mean": a.mean(), "reference_mean": b.mean(),
-            "diff_mean": d.mean(), "diff_std": sd, "diff_min": d.min(), "diff_max": d.max(),
-            "ci_low": d.mean() - half, "ci_high": d.mean() + half,
+            "diff_mean": d.mean(), "diff_std": d.std(ddof=1) if n > 1 else math.nan,
+            "diff_min": d.min(), "diff_max": d.max(), "ci_low": lo, "ci_high": hi,
             "wins": int((d > 0).sum()), "losses": int((d < 0).sum()), "p_value": p}
 
 
