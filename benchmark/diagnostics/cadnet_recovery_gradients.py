@@ -55,18 +55,16 @@ def colour_error(images: torch.Tensor, hr: torch.Tensor, mask: torch.Tensor) -> 
     return {"green_excess": float(green[mask].mean()), "off_grey": float(off_grey[mask].mean())}
 
 
-def gradient_alignment(model, x: torch.Tensor, hr: torch.Tensor, labels: torch.Tensor,
-                       mask: torch.Tensor) -> dict[str, dict]:
-    """For each generator-side term acting on the recovered images G(E(x)) (weighted as in
-    training): per-pixel mean |gradient| and the cosine of its descent direction with
-    ``hr - recovered``, over all pixels (``cos``) and inside ``mask`` (``cos_mask``)."""
+def gradient_alignment(model, f: torch.Tensor, recovered: torch.Tensor, hr: torch.Tensor,
+                       labels: torch.Tensor, mask: torch.Tensor) -> dict[str, dict]:
+    """For each generator-side term acting on the recovered images (``recovered`` = G(f),
+    ``f`` = E(x); weighted as in training): per-pixel mean |gradient| and the cosine of its
+    descent direction with ``hr - recovered``, over all pixels (``cos``) and inside
+    ``mask`` (``cos_mask``)."""
     from benchmark.losses.terms import identity_loss, image_adversarial_loss, triplet_loss
 
     cfg, lam = model.config, model.config.lambdas
-    with torch.no_grad():
-        f, taps = model.encoder(x)
-        rec = model.decoder(f, taps, x)
-    rec = rec.clone().requires_grad_(True)
+    rec = recovered.detach().clone().requires_grad_(True)
     terms = {"L_rec": lam["rec"] * F.l1_loss(rec, hr)}
     if cfg.use_adv_di:
         fake = model.image_discriminator(rec)
@@ -123,16 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     for r in RATES:
         x = make_lr(hr, [r] * len(hr), cfg.lr_method, "bilinear")
         with torch.no_grad():
-            rec = model.recover(x).clamp(0, 1)
+            f, taps = model.encoder(x)
+            rec = model.decoder(f, taps, x)
         print(f"r = {r}")
         for name, images in [("bilinear input", x.clamp(0, 1)),
                              ("bicubic", make_lr(hr, [r] * len(hr), cfg.lr_method,
                                                  "bicubic").clamp(0, 1)),
-                             ("recovered", rec)]:
+                             ("recovered", rec.clamp(0, 1))]:
             c = colour_error(images, hr, edges)
             print(f"  {name:15} error at strong edges: green excess {c['green_excess']:+.4f}, "
                   f"off-grey {c['off_grey']:.4f}")
-        for name, g in gradient_alignment(model, x, hr, labels, edges).items():
+        for name, g in gradient_alignment(model, f, rec, hr, labels, edges).items():
             print(f"  {name:9} (weighted {g['loss']:.4f}): |gradient| per pixel "
                   f"{g['per_pixel']:.2e}, cos(descent, original - recovered) {g['cos']:+.3f}, "
                   f"at strong edges {g['cos_mask']:+.3f}")
