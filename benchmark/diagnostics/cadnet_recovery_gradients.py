@@ -20,7 +20,7 @@ training run; nothing is changed or stored. The ``paper`` protocol's LR path
 
     python -m benchmark.diagnostics.cadnet_recovery_gradients --dataset market1501 \\
         --data-root ../shared/data-market-resplit --out results/reference/cpu-market-resplit \\
-        > results/reference/cpu-market-resplit/diagnostics/cadnet_recovery_gradients.txt
+        > results/reference/cpu-market-resplit/diagnostics/cadnet_recovery_gradients_cadnet.txt
 """
 
 from __future__ import annotations
