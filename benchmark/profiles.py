@@ -120,7 +120,7 @@ class Method:
     joint_forward: bool = True  # HR and LR batches through E/G/F as one batch (shared BN stats)
     disc_optim: OptimSpec | None = None
     di_optim: OptimSpec | None = None  # CAD-Net's D_I only; None: disc_optim
-    gen_optim: OptimSpec | None = None  # SR/translation nets of a baseline; None: model_optim
+    gen_optim: OptimSpec | None = None  # a baseline's SR nets, CAD-Net's G; None: model_optim
     lr_method: str | None = None
     #: learning rate of E, G, F and C (the profile's ``model_optim`` otherwise unchanged);
     #: None: the profile's
@@ -183,8 +183,8 @@ class CADNetConfig:
     seed: int
     num_classes: int = 0  # set from the training split (make_config(..., num_classes=N))
     di_optim: OptimSpec | None = None  # D_I's optimiser; None: disc_optim (as D_F)
-    #: optimiser of a baseline's SR/translation networks (``sr_parameters()``); None: they
-    #: are updated with ``model_optim`` together with the re-ID network
+    #: optimiser of a baseline's SR/translation networks (``sr_parameters()``) or of
+    #: CAD-Net's G; None: they are updated with ``model_optim`` with the re-ID network
     gen_optim: OptimSpec | None = None
     #: CAD-Net's loss balance beyond the lambdas (see the Method fields of the same names)
     reid_grad_to_g: float = 1.0

@@ -150,17 +150,21 @@ def cadnet_losses(model, batch, config=None) -> tuple[dict[str, torch.Tensor],
 def cadnet_train_step(model, optimizers, batch, config=None) -> dict[str, torch.Tensor]:
     """One full CAD-Net update (order: E/G/F/C, then D_F, then D_I; see module docstring).
 
-    ``optimizers`` maps ``"model"`` (and ``"d_f"`` / ``"d_i"`` for the enabled adversarial
-    losses) to optimisers, as :func:`benchmark.models.build_optimizers` returns them. Puts
+    ``optimizers`` maps ``"model"`` (and ``"g"`` when G has its own, ``"d_f"`` / ``"d_i"``
+    for the enabled adversarial losses) to optimisers, as
+    :func:`benchmark.models.build_optimizers` returns them. Puts
     the model in train mode. Returns every loss as a detached tensor (keys of both dicts of
     :func:`cadnet_losses`); no host synchronisation inside.
     """
     cfg = config or model.config
     model.train()
     gen, disc = cadnet_losses(model, batch, cfg)
-    optimizers["model"].zero_grad(set_to_none=True)
+    main = [optimizers[k] for k in ("model", "g") if k in optimizers]  # "g": gen_optim's
+    for opt in main:
+        opt.zero_grad(set_to_none=True)
     gen["total"].backward()
-    optimizers["model"].step()
+    for opt in main:
+        opt.step()
     for key in ("d_f", "d_i"):
         if key in disc:
             opt = optimizers.get(key)

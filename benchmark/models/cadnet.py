@@ -269,9 +269,17 @@ def build_optimizers(model: CADNet, config: CADNetConfig | None = None
                      ) -> dict[str, torch.optim.Optimizer]:
     """``{"model": ..., "d_f": ..., "d_i": ...}``: ``model_optim`` over E, G, F, C;
     ``disc_optim`` for D_F and ``image_disc_optim`` (``di_optim``, else ``disc_optim``) for
-    D_I, each only when its adversarial loss is enabled (else absent: never stepped)."""
+    D_I, each only when its adversarial loss is enabled (else absent: never stepped).
+    With ``gen_optim`` set (a deviation; the paper uses one SGD), G gets its own optimiser
+    ``"g"`` and ``"model"`` keeps E, F, C."""
     cfg = config or model.config
-    opts = {"model": make_optimizer(model.generator_parameters(), cfg.model_optim)}
+    params = list(model.generator_parameters())
+    opts = {}
+    if cfg.gen_optim is not None:
+        in_g = {id(p) for p in model.decoder.parameters()}
+        opts["g"] = make_optimizer([p for p in params if id(p) in in_g], cfg.gen_optim)
+        params = [p for p in params if id(p) not in in_g]
+    opts = {"model": make_optimizer(params, cfg.model_optim), **opts}
     if cfg.use_adv_df:
         opts["d_f"] = make_optimizer(model.feature_discriminator.parameters(), cfg.disc_optim)
     if cfg.use_adv_di:
