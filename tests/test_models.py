@@ -309,6 +309,16 @@ def test_ablation_presets_switch_one_loss_each():
     assert {"cadnet", "cadnet-f", "cadnet-g", "authors-code"} <= set(CADNET_PRESETS)
 
 
+def test_adam_g_preset_differs_from_cadnet_only_in_gs_optimiser():
+    """``cadnet-adam-g``: CAD-Net's config plus ``gen_optim`` (Adam for G alone)."""
+    base = make_config("cpu", "cadnet", num_classes=316).to_dict()
+    adam = make_config("cpu", "cadnet-adam-g", num_classes=316).to_dict()
+    assert {k for k in adam if adam[k] != base.get(k)} == {"method", "gen_optim"}
+    assert adam["gen_optim"]["name"] == "adam" and adam["gen_optim"]["lr"] == 2e-4
+    opts = build_optimizers(_model("smoke", "cadnet-adam-g"))
+    assert isinstance(opts["g"], torch.optim.Adam) and isinstance(opts["model"], torch.optim.SGD)
+
+
 def test_config_to_dict_is_plain():
     import json
 
