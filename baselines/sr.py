@@ -52,7 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark.losses import identity_loss, triplet_loss
-from benchmark.models import make_optimizer
+from benchmark.models import make_optimizer, make_split_optimizers
 from benchmark.models.decoder import clamp01, scale_grad
 from benchmark.tasks import Task
 from datasets.loader import make_lr
@@ -289,13 +289,11 @@ class SRTask(Task):
     reid_grad_to_sr: float = REID_GRAD_TO_SR
 
     def build_optimizers(self, model, config) -> dict:
-        params = list(model.generator_parameters())
-        opts = {}
-        if config.gen_optim is not None:  # the SR/translation nets get their own optimiser
-            sr = {id(p) for p in model.sr_parameters()}
-            opts["sr"] = make_optimizer([p for p in params if id(p) in sr], config.gen_optim)
-            params = [p for p in params if id(p) not in sr]
-        opts["model"] = make_optimizer(params, config.model_optim)
+        # the SR/translation nets get their own optimiser where the preset sets gen_optim
+        sr = model.sr_parameters() if config.gen_optim is not None else ()
+        main, own = make_split_optimizers(model.generator_parameters(), sr,
+                                          config.gen_optim, config.model_optim)
+        opts = {"model": main} if own is None else {"sr": own, "model": main}
         disc = list(model.discriminator_parameters())
         if disc:
             opts["disc"] = make_optimizer(disc, config.disc_optim)

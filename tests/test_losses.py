@@ -172,10 +172,9 @@ def test_discriminator_step_leaves_generator_unchanged():
 def test_gen_optim_gives_g_its_own_optimiser_and_the_step_uses_both():
     """``gen_optim`` (a deviation): G under Adam as ``"g"``, E/F/C stay on ``"model"``'s SGD,
     and one :func:`cadnet_train_step` moves both groups."""
-    from benchmark.profiles import OptimSpec
+    from benchmark.profiles import ADAM_G
 
-    adam = OptimSpec("adam", lr=2e-4, momentum=0.0, weight_decay=0.0, betas=(0.9, 0.999))
-    model, batch = _setup(gen_optim=adam)
+    model, batch = _setup(gen_optim=ADAM_G)
     opts = build_optimizers(model)
     assert isinstance(opts["g"], torch.optim.Adam) and opts["g"].defaults["lr"] == 2e-4
     assert isinstance(opts["model"], torch.optim.SGD)

@@ -26,6 +26,7 @@ from .cadnet import (
     HREncoder,
     build_optimizers,
     make_optimizer,
+    make_split_optimizers,
 )
 from .decoder import HRDecoder
 from .discriminators import (
@@ -84,5 +85,6 @@ __all__ = [
     "build_trunk",
     "load_imagenet",
     "make_optimizer",
+    "make_split_optimizers",
     "register_model",
 ]

@@ -265,6 +265,19 @@ def make_optimizer(params, spec: OptimSpec) -> torch.optim.Optimizer:
                             weight_decay=spec.weight_decay)
 
 
+def make_split_optimizers(params, own, own_spec: OptimSpec | None, spec: OptimSpec
+                          ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+    """``(rest, own)``: with ``own_spec`` set, the parameters of ``params`` that are in
+    ``own`` (a sub-network: an SR net, CAD-Net's G) get their own optimiser and the rest
+    ``spec``'s; without it, one optimiser over all of ``params`` and ``None``."""
+    params = list(params)
+    if own_spec is None:
+        return make_optimizer(params, spec), None
+    ids = {id(p) for p in own}
+    return (make_optimizer([p for p in params if id(p) not in ids], spec),
+            make_optimizer([p for p in params if id(p) in ids], own_spec))
+
+
 def build_optimizers(model: CADNet, config: CADNetConfig | None = None
                      ) -> dict[str, torch.optim.Optimizer]:
     """``{"model": ..., "d_f": ..., "d_i": ...}``: ``model_optim`` over E, G, F, C;
@@ -273,13 +286,9 @@ def build_optimizers(model: CADNet, config: CADNetConfig | None = None
     With ``gen_optim`` set (a deviation; the paper uses one SGD), G gets its own optimiser
     ``"g"`` and ``"model"`` keeps E, F, C."""
     cfg = config or model.config
-    params = list(model.generator_parameters())
-    opts = {}
-    if cfg.gen_optim is not None:
-        in_g = {id(p) for p in model.decoder.parameters()}
-        opts["g"] = make_optimizer([p for p in params if id(p) in in_g], cfg.gen_optim)
-        params = [p for p in params if id(p) not in in_g]
-    opts = {"model": make_optimizer(params, cfg.model_optim), **opts}
+    main, g = make_split_optimizers(model.generator_parameters(), model.decoder.parameters(),
+                                    cfg.gen_optim, cfg.model_optim)
+    opts = {"model": main} if g is None else {"model": main, "g": g}
     if cfg.use_adv_df:
         opts["d_f"] = make_optimizer(model.feature_discriminator.parameters(), cfg.disc_optim)
     if cfg.use_adv_di:
